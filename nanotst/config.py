@@ -1,0 +1,127 @@
+"""Configuration dataclasses for NanoTST: validated on construction, to and from plain dicts.
+
+A checkpoint stores these as dicts of Python scalars, so they must round-trip exactly and
+refuse anything they do not know.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+RUNGS = ("linear", "attention", "transformer", "nanotst")
+"""The build ladder, in the order a learner meets it (see model.py)."""
+
+
+class ConfigError(ValueError):
+    """A config value is out of range; the message names the field."""
+
+
+def _require(condition: bool, field_name: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{field_name}: {message}")
+
+
+def _positive_int(obj, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _require(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+                 name, f"must be a positive integer, got {value!r}")
+
+
+def _from_dict(cls, data: dict):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__}: expected a dict, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown {cls.__name__} field")
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    rung: str = "nanotst"        # which rung of the build ladder
+    context_length: int = 512    # values the model sees at most
+    patch_size: int = 32         # values per patch (one token)
+    d_model: int = 128           # embedding width
+    n_heads: int = 4
+    n_layers: int = 4
+    ffn_mult: int = 4            # FFN hidden width = ffn_mult * d_model
+    dropout: float = 0.1
+    causal: bool = True          # False lets every patch see the future (the "cheating" experiment)
+    min_sigma: float = 1e-3      # floor on the predicted standard deviation
+
+    def __post_init__(self):
+        _require(self.rung in RUNGS, "rung", f"must be one of {', '.join(RUNGS)}, got {self.rung!r}")
+        _positive_int(self, "context_length", "patch_size", "d_model", "n_heads", "n_layers", "ffn_mult")
+        _require(self.context_length % self.patch_size == 0, "patch_size",
+                 f"{self.patch_size} does not divide context_length {self.context_length}")
+        _require(self.context_length // self.patch_size >= 2, "patch_size",
+                 "the context must hold at least 2 patches")
+        _require(self.d_model % self.n_heads == 0, "d_model",
+                 f"{self.d_model} is not divisible by n_heads {self.n_heads}")
+        _require(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0,
+                 "dropout", f"must be in [0, 1), got {self.dropout!r}")
+        _require(isinstance(self.causal, bool), "causal", f"must be true or false, got {self.causal!r}")
+        _require(isinstance(self.min_sigma, (int, float)) and self.min_sigma > 0,
+                 "min_sigma", f"must be positive, got {self.min_sigma!r}")
+
+    @property
+    def n_patches(self) -> int:
+        return self.context_length // self.patch_size
+
+    @property
+    def probabilistic(self) -> bool:
+        """Only the last rung predicts a sigma."""
+        return self.rung == "nanotst"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    n_series: int = 2000         # the fixed training set, reused every epoch
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    val_fraction: float = 0.1    # extra validation series, as a fraction of n_series
+    seed: int = 0
+    mix: str | dict = "all"      # a preset name from data.MIXES, or family -> weight
+
+    def __post_init__(self):
+        _positive_int(self, "n_series", "epochs", "batch_size")
+        _require(isinstance(self.lr, (int, float)) and self.lr > 0, "lr", f"must be positive, got {self.lr!r}")
+        _require(isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0,
+                 "weight_decay", f"must be >= 0, got {self.weight_decay!r}")
+        _require(isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0,
+                 "grad_clip", f"must be positive, got {self.grad_clip!r}")
+        _require(isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction <= 1,
+                 "val_fraction", f"must be in [0, 1], got {self.val_fraction!r}")
+        _require(isinstance(self.seed, int) and not isinstance(self.seed, bool), "seed",
+                 f"must be an integer, got {self.seed!r}")
+        from .data import SignalError, resolve_mix
+        try:
+            resolve_mix(self.mix)
+        except (SignalError, TypeError, AttributeError) as err:
+            raise ConfigError(f"mix: {err}") from None
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.n_series // self.batch_size)
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        return _from_dict(cls, data)

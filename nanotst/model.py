@@ -1,0 +1,243 @@
+"""NanoTST and the build ladder that leads to it, in the order a learner meets it.
+
+1. LinearBaseline     one patch -> next patch, a single linear map (MSE)
+2. SingleHeadAttention  + patch embedding and one causal attention head (MSE)
+3. Transformer        + learned positions, multi-head attention, GELU FFN, residuals, pre-norm (MSE)
+4. NanoTST            + a Gaussian head that predicts mu and sigma of the next patch (NLL)
+
+Every rung instance-normalizes its input (so their losses are comparable), cuts it into patches
+and predicts patch n+1 from patches 0..n. `forward` returns a Prediction and stores nothing on
+the module: one model can serve many threads and browser sessions at once.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+
+NORM_EPS = 1e-5
+
+
+@dataclass
+class Prediction:
+    """What a forward pass returns. Patch n of mu/sigma is the prediction of patch n+1."""
+    mu: torch.Tensor                      # (B, N, P) normalized space
+    sigma: torch.Tensor | None            # (B, N, P) or None for MSE rungs
+    loc: torch.Tensor                     # (B, 1) instance mean
+    scale: torch.Tensor                   # (B, 1) instance std (+eps)
+    attention: list[torch.Tensor] | None  # per layer (B, H, N, N), query x key; when asked for
+
+    def denormalize(self, values: torch.Tensor) -> torch.Tensor:
+        """Map normalized values (B, ...) back to the original scale."""
+        shape = (-1,) + (1,) * (values.dim() - 1)
+        return values * self.scale.view(shape) + self.loc.view(shape)
+
+
+class CausalSelfAttention(nn.Module):
+
+    def __init__(self, config: ModelConfig, n_heads: int):
+        super().__init__()
+        self.n_heads = n_heads
+        self.causal = config.causal
+        self.dropout = config.dropout
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.proj = nn.Linear(config.d_model, config.d_model)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, need_weights: bool = False):
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).split(D, dim=2)
+        # (B, H, T, hs)
+        q, k, v = (t.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        dropout = self.dropout if self.training else 0.0
+        if need_weights:
+            # explicit path: the same computation, but we keep the softmax weights to show them
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (B, H, T, T)
+            if self.causal:
+                mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+                att = att.masked_fill(~mask, float("-inf"))
+            weights = F.softmax(att, dim=-1)
+            y = F.dropout(weights, dropout, self.training) @ v
+        else:
+            weights = None
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=self.causal)
+        y = y.transpose(1, 2).contiguous().view(B, T, D)
+        return self.resid_dropout(self.proj(y)), weights
+
+
+class MLP(nn.Module):
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.fc = nn.Linear(config.d_model, config.ffn_mult * config.d_model)
+        self.proj = nn.Linear(config.ffn_mult * config.d_model, config.d_model)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.d_model)
+        self.attn = CausalSelfAttention(config, config.n_heads)
+        self.ln_2 = nn.LayerNorm(config.d_model)
+        self.mlp = MLP(config)
+
+    def forward(self, x, need_weights: bool = False):
+        a, weights = self.attn(self.ln_1(x), need_weights)
+        x = x + a
+        x = x + self.mlp(self.ln_2(x))
+        return x, weights
+
+
+class PatchForecaster(nn.Module):
+    """What every rung shares: normalize, cut into patches, and the loss."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+
+    def patchify(self, x: torch.Tensor):
+        """(B, L) raw series -> normalized patches (B, N, P), loc (B, 1), scale (B, 1)."""
+        P = self.config.patch_size
+        if x.dim() != 2:
+            raise ValueError(f"expected a (batch, length) tensor, got shape {tuple(x.shape)}")
+        L = x.size(1)
+        if L % P or L < P or L > self.config.context_length:
+            raise ValueError(f"series length {L} must be a multiple of the patch size {P} "
+                             f"and at most the context length {self.config.context_length}")
+        loc = x.mean(dim=1, keepdim=True)
+        scale = x.std(dim=1, keepdim=True, unbiased=False) + NORM_EPS
+        patches = ((x - loc) / scale).view(x.size(0), L // P, P)
+        return patches, loc, scale
+
+    def forward(self, x: torch.Tensor, need_attention: bool = False) -> Prediction:
+        patches, loc, scale = self.patchify(x)
+        mu, sigma, attention = self.predict(patches, need_attention)
+        return Prediction(mu, sigma, loc, scale, attention if need_attention else None)
+
+    def predict(self, patches, need_attention):
+        raise NotImplementedError
+
+    def loss(self, pred: Prediction, x: torch.Tensor) -> torch.Tensor:
+        """Next-patch loss in normalized space: MSE, or Gaussian NLL where there is a sigma."""
+        target = ((x - pred.loc) / pred.scale).view_as(pred.mu)[:, 1:]
+        mu = pred.mu[:, :-1]
+        if pred.sigma is None:
+            return F.mse_loss(mu, target)
+        return gaussian_nll(mu, pred.sigma[:, :-1], target).mean()
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+
+def gaussian_nll(mu, sigma, target):
+    """Elementwise negative log-likelihood of target under N(mu, sigma^2), with the constant."""
+    return 0.5 * math.log(2 * math.pi) + torch.log(sigma) + 0.5 * ((target - mu) / sigma) ** 2
+
+
+class LinearBaseline(PatchForecaster):
+    """Rung 1: the next patch is a linear function of the current one. No context beyond it."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.linear = nn.Linear(config.patch_size, config.patch_size)
+        # start at "the next patch repeats this one": a fair baseline from step 0
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.eye(config.patch_size))
+            self.linear.bias.zero_()
+
+    def predict(self, patches, need_attention):
+        return self.linear(patches), None, []
+
+
+class SingleHeadAttention(PatchForecaster):
+    """Rung 2: embed each patch, one causal attention head over them, a linear head."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.embed = nn.Linear(config.patch_size, config.d_model)
+        self.attn = CausalSelfAttention(config, n_heads=1)
+        self.head = nn.Linear(config.d_model, config.patch_size)
+        self.apply(self._init_weights)
+
+    def predict(self, patches, need_attention):
+        x = self.embed(patches)                        # (B, N, D)
+        x, weights = self.attn(x, need_attention)
+        return self.head(x), None, [weights]
+
+
+class Transformer(PatchForecaster):
+    """Rung 3: learned positions + pre-norm blocks (multi-head attention, GELU FFN, residuals)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.embed = nn.Linear(config.patch_size, config.d_model)
+        self.pos = nn.Embedding(config.n_patches, config.d_model)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.ln_f = nn.LayerNorm(config.d_model)
+        self.head = self.make_head()
+        self.apply(self._init_weights)
+        # GPT-2 style: scale the residual projections by depth
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layers))
+
+    def make_head(self) -> nn.Module:
+        return nn.Linear(self.config.d_model, self.config.patch_size)
+
+    def encode(self, patches, need_attention):
+        N = patches.size(1)
+        x = self.drop(self.embed(patches) + self.pos.weight[:N])  # (B, N, D)
+        attention = []
+        for block in self.blocks:
+            x, weights = block(x, need_attention)
+            attention.append(weights)
+        return self.ln_f(x), attention
+
+    def predict(self, patches, need_attention):
+        x, attention = self.encode(patches, need_attention)
+        return self.head(x), None, attention
+
+
+class NanoTST(Transformer):
+    """Rung 4: the transformer with a Gaussian head; trained with Gaussian NLL."""
+
+    def make_head(self) -> nn.Module:
+        return nn.Linear(self.config.d_model, 2 * self.config.patch_size)
+
+    def predict(self, patches, need_attention):
+        x, attention = self.encode(patches, need_attention)
+        mu, raw_sigma = self.head(x).chunk(2, dim=-1)           # (B, N, P) each
+        sigma = F.softplus(raw_sigma) + self.config.min_sigma
+        return mu, sigma, attention
+
+
+LADDER = {
+    "linear": LinearBaseline,
+    "attention": SingleHeadAttention,
+    "transformer": Transformer,
+    "nanotst": NanoTST,
+}
+
+
+def build_model(config: ModelConfig) -> PatchForecaster:
+    return LADDER[config.rung](config)
