@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from nanotst.data import (FAMILIES, MIXES, SignalError, SignalSpec, design_signal, generate,
+                          grammar_cases, make_dataset, probe_cases, resolve_mix)
+
+
+def test_dataset_is_deterministic_by_seed():
+    a, b, c = make_dataset(50, seed=3), make_dataset(50, seed=3), make_dataset(50, seed=4)
+    np.testing.assert_array_equal(a.values, b.values)
+    assert a.factors == b.factors
+    assert not np.array_equal(a.values, c.values)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_draws_finite_series_with_its_factors(family):
+    values, factors = generate(family, 512, np.random.default_rng(0))
+    assert values.shape == (512,) and np.isfinite(values).all()
+    assert factors.family == family
+
+
+def test_original_generator_follows_its_formula():
+    values, f = generate("sine_trend", 512, np.random.default_rng(1))
+    t = np.arange(512) / 512
+    clean = f.offset + f.trend * t + f.amplitude * np.sin(2 * np.pi * f.freq * t)
+    residual = values - clean
+    assert 2 <= f.freq <= 19 and 0.5 <= f.amplitude <= 2.5 and abs(f.trend) <= 0.5
+    assert residual.std() == pytest.approx(0.1, rel=0.15)
+
+
+def test_mixture_weights_shape_the_dataset():
+    data = make_dataset(600, mix={"flat": 3, "sine_low": 1}, seed=0)
+    fams = data.families()
+    assert set(fams) == {"flat", "sine_low"}
+    assert 0.65 < np.mean(fams == "flat") < 0.85
+    assert set(make_dataset(400, mix="all").families()) == set(FAMILIES)
+    assert set(make_dataset(50, mix="original").families()) == {"sine_trend"}
+    assert not {"sine_low", "sine_high", "sine_trend", "noisy_sine", "multi_sine"} & set(MIXES["no_periodic"])
+
+
+@pytest.mark.parametrize("mix, message", [
+    ({"flat": -1}, "finite number"), ({"nope": 1}, "unknown signal family"), ("zzz", "unknown mix"),
+    ({"flat": 0.0}, "positive weight"),
+])
+def test_bad_mixes_say_what_is_wrong(mix, message):
+    with pytest.raises(SignalError, match=message):
+        resolve_mix(mix)
+
+
+def test_grammar_cases_are_the_original_ones():
+    g = grammar_cases()
+    assert set(g) == {"flat", "line", "sine", "noisy"}
+    assert (g["flat"] == 3.0).all()
+    assert g["line"][0] == 0 and g["line"][-1] == pytest.approx(5)
+    np.testing.assert_allclose(g["sine"], np.sin(np.linspace(0, 8 * np.pi, 512)), atol=1e-6)
+    assert (g["noisy"] - g["sine"]).std() == pytest.approx(0.2, rel=0.1)
+
+
+def test_designed_signal_has_its_period_and_jump():
+    values, f = design_signal(SignalSpec("sine", period=64, amplitude=2, jump_pos=300, jump_size=5))
+    assert f.freq == pytest.approx(8)
+    assert values[:64] == pytest.approx(values[64:128], abs=1e-5)
+    assert values[300:364].mean() - values[236:300].mean() == pytest.approx(5, abs=0.5)
+
+
+@pytest.mark.parametrize("spec, message", [
+    (SignalSpec("sine", period=0.5), "period"), (SignalSpec("blob"), "kind"),
+    (SignalSpec(noise=-1), "noise"), (SignalSpec(jump_pos=900), "jump"),
+])
+def test_bad_signal_parameters_are_refused(spec, message):
+    with pytest.raises(SignalError, match=message):
+        design_signal(spec)
+
+
+def test_probe_cases_cover_the_canonical_behaviours():
+    probes = probe_cases()
+    assert set(probes) == {"trend_up", "trend_down", "sine_low", "sine_high", "jump", "noisy_sine"}
+    up, _ = probes["trend_up"]
+    down, _ = probes["trend_down"]
+    assert up[-1] > up[0] and down[-1] < down[0]
+    assert probes["jump"][1].jump_size == 2.0
