@@ -1,0 +1,410 @@
+"""Plotly figure builders for the NanoTST Explorer.
+
+Pure functions: plain arrays, dicts or small dataclasses in, a `plotly.graph_objects.Figure`
+out. No streamlit, no torch. Every axis is labelled; every grammar case keeps its colour in
+every figure.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+CASE_COLORS = {"flat": "#4C78A8", "line": "#F58518", "sine": "#54A24B", "noisy": "#B279A2"}
+"""One colour per grammar case, used everywhere."""
+PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#B279A2", "#E45756", "#72B7B2", "#EECA3B",
+           "#FF9DA6", "#9D755D", "#BAB0AC")
+TRAIN_COLOR, VAL_COLOR = "#4C78A8", "#E45756"
+TARGET_COLOR, MU_COLOR, BAND_COLOR = "#333333", "#E45756", "228,87,86"
+MASK_COLOR = "#d9d9d9"
+LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), height=360,
+              legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
+
+
+def case_color(name: str, index: int = 0) -> str:
+    return CASE_COLORS.get(name, PALETTE[index % len(PALETTE)])
+
+
+def _fig(title: str, x: str, y: str, **layout) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(**{**LAYOUT, "title": dict(text=title), **layout})
+    fig.update_xaxes(title_text=x)
+    fig.update_yaxes(title_text=y)
+    return fig
+
+
+def _band(fig, x, lo, hi, name, alpha, row=None, col=None, showlegend=True, group=None):
+    """A filled band between lo and hi (one polygon trace)."""
+    x = np.asarray(x)
+    xs = np.concatenate([x, x[::-1]])
+    ys = np.concatenate([np.asarray(hi), np.asarray(lo)[::-1]])
+    trace = go.Scatter(x=xs, y=ys, fill="toself", mode="lines", line=dict(width=0),
+                       fillcolor=f"rgba({BAND_COLOR},{alpha})", name=name, hoverinfo="skip",
+                       showlegend=showlegend, legendgroup=group or name)
+    if row is None:
+        fig.add_trace(trace)
+    else:
+        fig.add_trace(trace, row=row, col=col)
+
+
+# ---------------------------------------------------------------- signals and patches
+
+def series_figure(values: Sequence[float], patch_size: int | None = None, title: str = "Series",
+                  y_label: str = "value", name: str = "series", color: str = TARGET_COLOR,
+                  height: int = 300) -> go.Figure:
+    """A series over time, with alternating shaded patch spans when patch_size is given."""
+    values = np.asarray(values, dtype=float)
+    fig = _fig(title, "time step", y_label, height=height)
+    fig.add_trace(go.Scatter(x=np.arange(len(values)), y=values, mode="lines", name=name,
+                             line=dict(color=color, width=1.5)))
+    if patch_size:
+        for k in range(0, len(values) // patch_size, 2):
+            fig.add_vrect(x0=k * patch_size - 0.5, x1=(k + 1) * patch_size - 0.5,
+                          fillcolor="#4C78A8", opacity=0.07, line_width=0, layer="below")
+    return fig
+
+
+def patch_grid_figure(patches: np.ndarray, title: str = "Patches (the model's tokens)",
+                      x_label: str = "position within patch", colorbar: str = "normalized value",
+                      patch_size: int | None = None, height: int = 340) -> go.Figure:
+    """A (N, W) matrix as a heatmap: one row per patch token."""
+    patches = np.asarray(patches, dtype=float)
+    n, w = patches.shape
+    fig = _fig(title, x_label, "patch index", height=height)
+    step = patch_size or w
+    text = [[f"patch {i} (t {i * step}–{(i + 1) * step - 1})" for _ in range(w)] for i in range(n)]
+    fig.add_trace(go.Heatmap(z=patches, x=np.arange(w), y=np.arange(n), colorscale="RdBu_r",
+                             zmid=0, colorbar=dict(title=dict(text=colorbar)), text=text,
+                             hovertemplate="%{text}<br>col %{x}<br>value %{z:.3f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def pipeline_diagram_figure(stages: Sequence[tuple[str, str]], title: str = "The NanoTST pipeline"
+                            ) -> go.Figure:
+    """Boxes and arrows: one box per stage, labelled with its name and tensor shape."""
+    fig = go.Figure()
+    n = len(stages)
+    for i, (name, shape) in enumerate(stages):
+        x0, x1 = i * 1.3, i * 1.3 + 1.0
+        fig.add_shape(type="rect", x0=x0, x1=x1, y0=0, y1=1, line=dict(color="#4C78A8"),
+                      fillcolor="rgba(76,120,168,0.12)")
+        fig.add_annotation(x=(x0 + x1) / 2, y=0.62, text=f"<b>{name}</b>", showarrow=False,
+                           font=dict(size=12))
+        fig.add_annotation(x=(x0 + x1) / 2, y=0.3, text=shape, showarrow=False,
+                           font=dict(size=12, color="#E45756"))
+        if i < n - 1:
+            fig.add_annotation(x=x1 + 0.28, y=0.5, ax=x1 + 0.02, ay=0.5, xref="x", yref="y",
+                               axref="x", ayref="y", showarrow=True, arrowhead=2, text="")
+    # an invisible trace so the axes exist and hover shows the shapes
+    fig.add_trace(go.Scatter(x=[i * 1.3 + 0.5 for i in range(n)], y=[0.5] * n, mode="markers",
+                             marker=dict(opacity=0), hovertext=[f"{a}: {b}" for a, b in stages],
+                             hoverinfo="text", showlegend=False))
+    fig.update_layout(**{**LAYOUT, "height": 170, "title": dict(text=title),
+                         "margin": dict(l=10, r=10, t=40, b=10)})
+    fig.update_xaxes(visible=False, range=[-0.1, n * 1.3], title_text="stage")
+    fig.update_yaxes(visible=False, range=[-0.1, 1.1], title_text="")
+    return fig
+
+
+def stage_figure(name: str, array: np.ndarray, shape: str = "", patch_size: int | None = None,
+                 height: int = 280) -> go.Figure:
+    """One pipeline stage: a line for a 1-D array, a heatmap for a 2-D one."""
+    array = np.asarray(array, dtype=float)
+    title = f"{name} {shape}".strip()
+    if array.ndim == 1:
+        return series_figure(array, patch_size, title=title, height=height,
+                             y_label="normalized value" if "normal" in name.lower() else "value")
+    x_label = "feature (embedding dim)" if array.shape[1] > (patch_size or array.shape[1]) or \
+        "embed" in name.lower() or "block" in name.lower() else "position within patch"
+    return patch_grid_figure(array, title=title, x_label=x_label, colorbar="value",
+                             patch_size=patch_size, height=height)
+
+
+# ---------------------------------------------------------------- predictions
+
+def _flat(a):
+    return None if a is None else np.asarray(a, dtype=float).reshape(-1)
+
+
+def next_patch_figure(target: np.ndarray, mu: np.ndarray, sigma: np.ndarray | None,
+                      patch_size: int, context: np.ndarray | None = None,
+                      title: str = "Next-patch predictions at every position",
+                      y_label: str = "normalized value", height: int = 380) -> go.Figure:
+    """Predicted mu with ±1σ / ±2σ bands vs the true next patches.
+
+    target, mu, sigma: (N-1, P); row n predicts patch n+1, i.e. time steps (n+1)*P ... (n+2)*P-1.
+    context: optionally the first patch (P values) the first prediction is made from.
+    """
+    target, mu, sig = _flat(target), _flat(mu), _flat(sigma)
+    t = np.arange(patch_size, patch_size + len(target))
+    fig = _fig(title, "time step", y_label, height=height)
+    if sig is not None:
+        _band(fig, t, mu - 2 * sig, mu + 2 * sig, "±2σ", 0.15)
+        _band(fig, t, mu - sig, mu + sig, "±1σ", 0.3)
+    if context is not None:
+        fig.add_trace(go.Scatter(x=np.arange(patch_size), y=np.asarray(context)[:patch_size],
+                                 mode="lines", name="first patch (context only)",
+                                 line=dict(color="#999999", width=1.5)))
+    fig.add_trace(go.Scatter(x=t, y=target, mode="lines", name="target",
+                             line=dict(color=TARGET_COLOR, width=1.5)))
+    fig.add_trace(go.Scatter(x=t, y=mu, mode="lines", name="predicted μ",
+                             line=dict(color=MU_COLOR, width=1.5, dash="dot")))
+    n_patches = len(target) // patch_size + 1
+    for k in range(1, n_patches):
+        fig.add_vline(x=k * patch_size - 0.5, line=dict(color="#cccccc", width=1))
+    return fig
+
+
+def sigma_vs_noise_figure(sigma_per_patch: np.ndarray | None, abs_error_per_patch: np.ndarray,
+                          true_noise: float | None, title: str = "Predicted σ vs true noise",
+                          y_label: str = "normalized units", height: int = 300) -> go.Figure:
+    """Per predicted patch: mean predicted σ, mean |error|, and the signal's true noise std."""
+    err = np.asarray(abs_error_per_patch, dtype=float)
+    x = np.arange(1, len(err) + 1)
+    fig = _fig(title, "predicted patch index", y_label, height=height)
+    if sigma_per_patch is not None:
+        fig.add_trace(go.Bar(x=x, y=np.asarray(sigma_per_patch, dtype=float), name="predicted σ",
+                             marker_color=MU_COLOR, opacity=0.75))
+    fig.add_trace(go.Scatter(x=x, y=err, mode="lines+markers", name="|error| (RMS)",
+                             line=dict(color=TARGET_COLOR)))
+    if true_noise is not None:
+        fig.add_trace(go.Scatter(x=[x[0] - 0.5, x[-1] + 0.5], y=[true_noise, true_noise],
+                                 mode="lines", name=f"true noise σ = {true_noise:.3f}",
+                                 line=dict(color="#54A24B", dash="dash", width=2)))
+    return fig
+
+
+# ---------------------------------------------------------------- training
+
+def loss_figure(history: Sequence[Mapping], title: str = "Loss", y_label: str = "loss",
+                height: int = 320) -> go.Figure:
+    """Train and validation loss against the step."""
+    fig = _fig(title, "step", y_label, height=height)
+    steps = [h["step"] for h in history]
+    for key, name, color in (("train_loss", "train", TRAIN_COLOR), ("val_loss", "validation", VAL_COLOR)):
+        pts = [(s, h.get(key)) for s, h in zip(steps, history) if h.get(key) is not None]
+        if pts:
+            xs, ys = zip(*pts)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name,
+                                     line=dict(color=color), marker=dict(size=4)))
+    return fig
+
+
+def grammar_curves_figure(history: Sequence[Mapping], metric: str = "mse",
+                          title: str = "Grammar: error per case (what it learns first)",
+                          log_y: bool = True, height: int = 320) -> go.Figure:
+    """Per grammar case, the next-patch error against the step: the learning order."""
+    label = {"mse": "next-patch MSE (normalized)", "sigma": "mean predicted σ"}.get(metric, metric)
+    fig = _fig(title, "step", label, height=height)
+    cases: list[str] = []
+    for h in history:
+        for c in (h.get("grammar") or {}):
+            if c not in cases:
+                cases.append(c)
+    for i, case in enumerate(cases):
+        pts = [(h["step"], h["grammar"][case].get(metric)) for h in history
+               if case in (h.get("grammar") or {}) and h["grammar"][case].get(metric) is not None]
+        if pts:
+            xs, ys = zip(*pts)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=case,
+                                     line=dict(color=case_color(case, i)), marker=dict(size=4)))
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def grammar_predictions_figure(grammar: Mapping[str, Mapping], patch_size: int,
+                               title: str = "Grammar cases: prediction vs target",
+                               height: int = 460) -> go.Figure:
+    """A panel per grammar case: target next patches, predicted μ and its ±2σ band."""
+    cases = list(grammar)
+    cols = 2 if len(cases) > 1 else 1
+    rows = -(-len(cases) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=cases, vertical_spacing=0.14,
+                        horizontal_spacing=0.08)
+    for i, case in enumerate(cases):
+        r, c = i // cols + 1, i % cols + 1
+        g = grammar[case]
+        target, mu, sig = _flat(g["target"]), _flat(g["mu"]), _flat(g.get("sigma"))
+        t = np.arange(patch_size, patch_size + len(target))
+        first = i == 0
+        if sig is not None:
+            _band(fig, t, mu - 2 * sig, mu + 2 * sig, "±2σ", 0.2, row=r, col=c, showlegend=first)
+        fig.add_trace(go.Scatter(x=t, y=target, mode="lines", name="target", legendgroup="target",
+                                 showlegend=first, line=dict(color=TARGET_COLOR, width=1.2)), row=r, col=c)
+        fig.add_trace(go.Scatter(x=t, y=mu, mode="lines", name="predicted μ", legendgroup="mu",
+                                 showlegend=first, line=dict(color=case_color(case, i), width=1.5)),
+                      row=r, col=c)
+        fig.update_xaxes(title_text="time step", row=r, col=c)
+        fig.update_yaxes(title_text="normalized value", row=r, col=c)
+    fig.update_layout(**{**LAYOUT, "height": height, "title": dict(text=title)})
+    return fig
+
+
+# ---------------------------------------------------------------- attention
+
+def _patch_span(k: int, patch_size: int) -> str:
+    return f"t {k * patch_size}–{(k + 1) * patch_size - 1}"
+
+
+def attention_heatmaps_figure(maps: np.ndarray, patch_size: int, causal: bool = True,
+                              title: str = "Attention per layer × head",
+                              height_per_row: int = 230) -> go.Figure:
+    """maps: (L, H, N, N) attention weights, query x key. One heatmap per layer and head.
+
+    Rows are query patches (the position predicting its next patch), columns key patches
+    (attended to). Future keys a causal model cannot see are drawn grey.
+    """
+    maps = np.asarray(maps, dtype=float)
+    if maps.ndim == 3:
+        maps = maps[None]
+    L, H, N, _ = maps.shape
+    fig = make_subplots(rows=L, cols=H, horizontal_spacing=0.02, vertical_spacing=0.05,
+                        subplot_titles=[f"layer {layer} · head {h}" for layer in range(L) for h in range(H)],
+                        shared_xaxes=True, shared_yaxes=True)
+    q, k = np.meshgrid(np.arange(N), np.arange(N), indexing="ij")
+    custom = np.stack([np.vectorize(lambda i: _patch_span(i, patch_size))(q),
+                       np.vectorize(lambda i: _patch_span(i, patch_size))(k)], axis=-1)
+    future = k > q
+    for layer in range(L):
+        for h in range(H):
+            z = maps[layer, h].copy()
+            if causal:
+                z[future] = np.nan
+            fig.add_trace(go.Heatmap(
+                z=z, x=np.arange(N), y=np.arange(N), customdata=custom, zmin=0,
+                zmax=float(np.nanmax(maps)) if np.isfinite(maps).any() else 1,
+                colorscale="Viridis", showscale=(layer == 0 and h == H - 1),
+                colorbar=dict(title=dict(text="weight")),
+                hovertemplate=("query patch %{y} (%{customdata[0]}, predicting)<br>"
+                               "key patch %{x} (%{customdata[1]}, attended to)<br>"
+                               "weight %{z:.3f}<extra></extra>"),
+                name=f"L{layer} H{h}"), row=layer + 1, col=h + 1)
+            if causal:
+                fig.add_trace(go.Heatmap(
+                    z=np.where(future, 1.0, np.nan), x=np.arange(N), y=np.arange(N),
+                    colorscale=[[0, MASK_COLOR], [1, MASK_COLOR]], showscale=False,
+                    hovertemplate="future patch %{x}: masked (causal)<extra></extra>",
+                    name="causal mask"), row=layer + 1, col=h + 1)
+    tick = dict(tickmode="array", tickvals=list(range(0, N, max(1, N // 8))))
+    fig.update_xaxes(**tick)
+    fig.update_yaxes(autorange="reversed", **tick)
+    for h in range(H):
+        fig.update_xaxes(title_text="key patch (attended to)", row=L, col=h + 1)
+    for layer in range(L):
+        fig.update_yaxes(title_text="query patch (predicting)", row=layer + 1, col=1)
+    fig.update_layout(**{**LAYOUT, "height": max(320, height_per_row * L + 80),
+                         "title": dict(text=title)})
+    return fig
+
+
+def attention_matrix_figure(matrix: np.ndarray, patch_size: int, causal: bool = True,
+                            title: str = "Attention rollout (all layers combined)",
+                            height: int = 420) -> go.Figure:
+    """A single (N, N) query x key matrix, e.g. the attention rollout."""
+    fig = attention_heatmaps_figure(np.asarray(matrix)[None, None], patch_size, causal, title,
+                                    height_per_row=height - 80)
+    fig.layout.annotations = ()
+    return fig
+
+
+def attention_over_signal_figure(series: np.ndarray, weights: np.ndarray, patch_size: int,
+                                 title: str = "What the last prediction draws on",
+                                 y_label: str = "value", height: int = 320) -> go.Figure:
+    """The series with each past patch shaded by how much the last prediction attends to it."""
+    series = np.asarray(series, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    fig = _fig(title, "time step", y_label, height=height)
+    wmax = float(weights.max()) if weights.size and weights.max() > 0 else 1.0
+    for k, w in enumerate(weights):
+        fig.add_vrect(x0=k * patch_size - 0.5, x1=(k + 1) * patch_size - 0.5, line_width=0,
+                      fillcolor="#F58518", opacity=0.05 + 0.6 * w / wmax, layer="below")
+    centers = (np.arange(len(weights)) + 0.5) * patch_size
+    fig.add_trace(go.Scatter(x=np.arange(len(series)), y=series, mode="lines", name="series",
+                             line=dict(color=TARGET_COLOR, width=1.5)))
+    fig.add_trace(go.Scatter(
+        x=centers, y=np.full(len(weights), np.nanmax(series) if series.size else 0), mode="text",
+        text=[f"{w:.2f}" for w in weights], textposition="top center", name="attention weight",
+        hovertext=[f"patch {k} ({_patch_span(k, patch_size)}): weight {w:.3f}"
+                   for k, w in enumerate(weights)], hoverinfo="text"))
+    return fig
+
+
+# ---------------------------------------------------------------- forecasting
+
+def fan_chart_figure(context: np.ndarray, horizon_t: np.ndarray, median: np.ndarray,
+                     bands: Mapping[int, tuple[np.ndarray, np.ndarray]],
+                     samples: np.ndarray | None = None, truth: np.ndarray | None = None,
+                     title: str = "Forecast", y_label: str = "value", height: int = 420) -> go.Figure:
+    """Context, then the forecast: bands {coverage%: (lo, hi)}, median, sample paths, truth."""
+    context = np.asarray(context, dtype=float)
+    horizon_t = np.asarray(horizon_t)
+    fig = _fig(title, "time step", y_label, height=height)
+    fig.add_trace(go.Scatter(x=np.arange(len(context)), y=context, mode="lines", name="context",
+                             line=dict(color=TARGET_COLOR, width=1.3)))
+    alphas = {50: 0.4, 80: 0.25, 95: 0.13}
+    for cov in sorted(bands, reverse=True):
+        lo, hi = bands[cov]
+        _band(fig, horizon_t, lo, hi, f"{cov}% band", alphas.get(cov, 0.2))
+    if samples is not None:
+        for i, path in enumerate(np.asarray(samples)):
+            fig.add_trace(go.Scatter(x=horizon_t, y=path, mode="lines", name="sample paths",
+                                     legendgroup="samples", showlegend=i == 0, opacity=0.5,
+                                     line=dict(color="#72B7B2", width=0.8)))
+    fig.add_trace(go.Scatter(x=horizon_t, y=np.asarray(median), mode="lines", name="median",
+                             line=dict(color=MU_COLOR, width=2)))
+    if truth is not None:
+        fig.add_trace(go.Scatter(x=horizon_t, y=np.asarray(truth), mode="lines",
+                                 name="held-out truth", line=dict(color="#54A24B", width=2, dash="dash")))
+    fig.add_vline(x=len(context) - 0.5, line=dict(color="#999999", dash="dot"))
+    return fig
+
+
+def metrics_bar_figure(scores: Mapping[str, Mapping[str, float]], metric: str,
+                       title: str | None = None, height: int = 300) -> go.Figure:
+    """One bar per method (model and baselines) for one metric; lower is better."""
+    names = [m for m in scores if scores[m].get(metric) is not None]
+    vals = [float(scores[m][metric]) for m in names]
+    fig = _fig(title or f"{metric} by method (lower is better)", "method", metric, height=height)
+    fig.add_trace(go.Bar(x=names, y=vals, name=metric,
+                         marker_color=[MU_COLOR if i == 0 else "#BAB0AC" for i in range(len(names))],
+                         text=[f"{v:.3g}" for v in vals], textposition="outside"))
+    return fig
+
+
+# ---------------------------------------------------------------- experiments
+
+def compare_losses_figure(runs: Mapping[str, Sequence[Mapping]], key: str = "val_loss",
+                          title: str = "Validation loss by variant", log_y: bool = False,
+                          height: int = 340) -> go.Figure:
+    """One curve per variant (name -> history), against the step."""
+    fig = _fig(title, "step", key.replace("_", " "), height=height)
+    for i, (name, history) in enumerate(runs.items()):
+        pts = [(h["step"], h.get(key)) for h in history if h.get(key) is not None]
+        if pts:
+            xs, ys = zip(*pts)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=str(name),
+                                     line=dict(color=PALETTE[i % len(PALETTE)]), marker=dict(size=4)))
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def compare_grammar_figure(results: Mapping[str, Mapping[str, float]],
+                           title: str = "Final grammar MSE by variant", log_y: bool = True,
+                           height: int = 340) -> go.Figure:
+    """Grouped bars: variants on x, one bar per grammar case (name -> {case: mse})."""
+    fig = _fig(title, "variant", "next-patch MSE (normalized)", height=height, barmode="group")
+    names = list(results)
+    cases: list[str] = []
+    for r in results.values():
+        cases += [c for c in r if c not in cases]
+    for i, case in enumerate(cases):
+        fig.add_trace(go.Bar(x=names, y=[results[n].get(case) for n in names], name=case,
+                             marker_color=case_color(case, i)))
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig

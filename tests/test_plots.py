@@ -1,0 +1,128 @@
+"""Each figure builder returns a labelled figure with the expected traces on small inputs."""
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from nanotst import plots
+
+P, N = 4, 5
+rng = np.random.default_rng(0)
+
+
+def _labels(fig):
+    layout = fig.to_plotly_json()["layout"]
+    return {k: v.get("title", {}).get("text") for k, v in layout.items()
+            if k.startswith(("xaxis", "yaxis")) and isinstance(v, dict)}
+
+
+def _names(fig):
+    return [t.name for t in fig.data]
+
+
+def test_series_figure_has_patch_shading_and_labels():
+    fig = plots.series_figure(np.arange(20.0), patch_size=P, y_label="value")
+    assert isinstance(fig, go.Figure)
+    assert len(fig.data) == 1 and len(fig.data[0].y) == 20
+    assert len(fig.layout.shapes) == 3  # patches 0, 2, 4 shaded
+    assert _labels(fig) == {"xaxis": "time step", "yaxis": "value"}
+
+
+def test_patch_grid_figure_is_one_row_per_patch():
+    fig = plots.patch_grid_figure(rng.normal(size=(N, P)))
+    assert fig.data[0].type == "heatmap"
+    assert np.asarray(fig.data[0].z).shape == (N, P)
+    assert _labels(fig)["yaxis"] == "patch index"
+
+
+def test_pipeline_diagram_and_stage_figures():
+    fig = plots.pipeline_diagram_figure([("raw", "512"), ("patches", "16×32")])
+    assert len(fig.layout.shapes) == 2
+    assert any("16×32" in a.text for a in fig.layout.annotations)
+    assert plots.stage_figure("normalized", np.zeros(8), "(8,)").data[0].type == "scatter"
+    assert plots.stage_figure("embeddings", np.zeros((N, 8)), "(5, 8)").data[0].type == "heatmap"
+
+
+def test_next_patch_figure_has_bands_target_and_mu():
+    target, mu, sigma = (rng.normal(size=(N - 1, P)) for _ in range(3))
+    fig = plots.next_patch_figure(target, mu, np.abs(sigma), P, context=np.zeros(P))
+    names = _names(fig)
+    for name in ("±2σ", "±1σ", "target", "predicted μ", "first patch (context only)"):
+        assert name in names
+    mu_trace = fig.data[names.index("predicted μ")]
+    assert list(mu_trace.x) == list(range(P, N * P))
+    # no sigma (MSE rung): no bands
+    assert "±1σ" not in _names(plots.next_patch_figure(target, mu, None, P))
+
+
+def test_sigma_vs_noise_figure():
+    fig = plots.sigma_vs_noise_figure(np.ones(N - 1), np.ones(N - 1), 0.2)
+    assert _names(fig)[0] == "predicted σ"
+    assert "true noise σ = 0.200" in _names(fig)
+
+
+HISTORY = [{"step": s, "epoch": 0, "train_loss": 1.0 / (s + 1), "val_loss": 1.2 / (s + 1),
+            "elapsed": s, "grammar": {c: {"mse": 1.0 / (s + 1 + i), "sigma": 0.5}
+                                      for i, c in enumerate(plots.CASE_COLORS)}}
+           for s in (0, 10, 20)]
+
+
+def test_loss_and_grammar_curves():
+    fig = plots.loss_figure(HISTORY)
+    assert _names(fig) == ["train", "validation"]
+    assert list(fig.data[0].x) == [0, 10, 20]
+    fig = plots.grammar_curves_figure(HISTORY)
+    assert _names(fig) == list(plots.CASE_COLORS)
+    assert [t.line.color for t in fig.data] == list(plots.CASE_COLORS.values())
+    assert fig.layout.yaxis.type == "log"
+
+
+def test_grammar_predictions_figure_has_a_panel_per_case():
+    grammar = {c: {"target": np.zeros((N - 1, P)), "mu": np.ones((N - 1, P)),
+                   "sigma": np.ones((N - 1, P)), "loc": 0.0, "scale": 1.0} for c in plots.CASE_COLORS}
+    fig = plots.grammar_predictions_figure(grammar, P)
+    assert [a.text for a in fig.layout.annotations] == list(plots.CASE_COLORS)
+    assert len(fig.data) == 12
+
+
+def test_attention_heatmaps_grey_out_the_future():
+    maps = rng.random((2, 3, N, N))
+    fig = plots.attention_heatmaps_figure(maps, P, causal=True)
+    heat = [t for t in fig.data if t.name != "causal mask"]
+    masks = [t for t in fig.data if t.name == "causal mask"]
+    assert len(heat) == 6 and len(masks) == 6
+    z = np.asarray(heat[0].z, dtype=float)
+    assert np.isnan(z[0, 1]) and not np.isnan(z[1, 0])
+    labels = _labels(fig)
+    assert "key patch (attended to)" in labels.values()
+    assert "query patch (predicting)" in labels.values()
+    assert "t 4–7" in heat[0].customdata[1][1][1]
+    fig = plots.attention_heatmaps_figure(maps, P, causal=False)
+    assert len(fig.data) == 6
+    assert len(plots.attention_matrix_figure(maps[0, 0], P).data) == 2
+
+
+def test_attention_over_signal_shades_every_patch():
+    fig = plots.attention_over_signal_figure(np.arange(N * P, dtype=float), np.full(N, 0.2), P)
+    assert len(fig.layout.shapes) == N
+    assert _names(fig) == ["series", "attention weight"]
+
+
+def test_fan_chart_and_metrics():
+    h = np.arange(20, 28)
+    bands = {cov: (np.zeros(8) - cov / 100, np.zeros(8) + cov / 100) for cov in (50, 80, 95)}
+    fig = plots.fan_chart_figure(np.zeros(20), h, np.zeros(8), bands, samples=np.zeros((3, 8)),
+                                 truth=np.ones(8))
+    names = _names(fig)
+    for name in ("context", "95% band", "80% band", "50% band", "median", "held-out truth"):
+        assert name in names
+    assert names.count("sample paths") == 3
+    fig = plots.metrics_bar_figure({"NanoTST": {"mae": 1.0}, "naive": {"mae": 2.0}}, "mae")
+    assert list(fig.data[0].x) == ["NanoTST", "naive"]
+
+
+def test_compare_figures():
+    fig = plots.compare_losses_figure({"a": HISTORY, "b": HISTORY[:2]})
+    assert _names(fig) == ["a", "b"]
+    fig = plots.compare_grammar_figure({"a": {"flat": 0.1, "sine": 0.3}, "b": {"flat": 0.2, "sine": 0.1}})
+    assert _names(fig) == ["flat", "sine"]
+    assert fig.data[0].marker.color == plots.CASE_COLORS["flat"]
