@@ -1,0 +1,192 @@
+"""Streamlit helpers shared by the entry script and the pages (not a page itself).
+
+The sidebar model picker, the cached model loaders and cached model calls, the signal picker.
+Everything computational lives in nanotst.app_state and nanotst.plots.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from nanotst import app_state as A
+from nanotst.data import SPEC_KINDS, SignalError, SignalSpec
+
+UPLOAD = "upload"
+DEFAULT = "default"
+
+
+def setup_torch() -> None:
+    # 2 shared cores: leave one for the server and the other sessions
+    n = max(1, (os.cpu_count() or 2) // 2)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def chart(fig, key: str) -> None:
+    st.plotly_chart(fig, width="stretch", key=key)
+
+
+# ---------------------------------------------------------------- models
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=8)
+def _load_file(path: str, mtime_ns: int) -> A.ActiveModel:
+    """Shared by every session, read-only: never trained in place."""
+    return A.load_path(path)
+
+
+@st.cache_resource(show_spinner=False)
+def _untrained() -> A.ActiveModel:
+    return A.untrained_model()
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def _list_runs(folder: str, signature: tuple) -> list[tuple[str, str, str | None]]:
+    return [(i.name, i.path, i.error) for i in A.saved_runs()]
+
+
+def _runs() -> list[tuple[str, str, str | None]]:
+    folder = A.checkpoint_dir()
+    files = sorted(folder.glob("*.pt")) if folder.is_dir() else []
+    signature = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    return _list_runs(str(folder), signature)
+
+
+def _from_path(path: str) -> A.ActiveModel:
+    p = Path(path)
+    return _load_file(str(p.resolve()), p.stat().st_mtime_ns)
+
+
+def default_model() -> A.ActiveModel:
+    path = A.default_checkpoint_path()
+    if path.is_file():
+        try:
+            return _from_path(str(path))
+        except Exception as err:  # noqa: BLE001 - shown to the user, never a traceback
+            st.sidebar.error(f"Could not load the shipped model: {err}")
+    return _untrained()
+
+
+def select_model(choice: str) -> None:
+    """Make a saved file (or "default") the active model from a callback."""
+    st.session_state["model_choice"] = choice
+
+
+def sidebar() -> A.ActiveModel:
+    """The model picker on every page. Sets and returns the active model."""
+    runs = _runs()
+    options = [DEFAULT] + [f"file:{path}" for _, path, _ in runs] + [UPLOAD]
+    labels = {DEFAULT: "Shipped default model", UPLOAD: "Upload a checkpoint…"}
+    labels.update({f"file:{path}": f"Saved run: {name}" + (" (unreadable)" if err else "")
+                   for name, path, err in runs})
+    if st.session_state.get("model_choice") not in options:
+        st.session_state["model_choice"] = DEFAULT
+    with st.sidebar:
+        st.markdown("### Active model")
+        choice = st.selectbox("Model", options, key="model_choice", format_func=labels.get,
+                              help="Every page analyses this model. Train a run and save it to add one.")
+        active = None
+        if choice.startswith("file:"):
+            try:
+                active = _from_path(choice[5:])
+            except Exception as err:  # noqa: BLE001
+                st.error(str(err))
+        elif choice == UPLOAD:
+            up = st.file_uploader("NanoTST checkpoint (.pt)", type=["pt"], key="model_upload",
+                                  max_upload_size=200)
+            if up is not None:
+                data = up.getvalue()
+                cached = st.session_state.get("uploaded_model")
+                if cached is not None and cached[0] == (up.name, len(data), hash(data)):
+                    active = cached[1]
+                else:
+                    try:
+                        active = A.load_upload(data, up.name)
+                        st.session_state["uploaded_model"] = ((up.name, len(data), hash(data)), active)
+                    except Exception as err:  # noqa: BLE001 - e.g. CheckpointError: a bad file
+                        st.error(f"Could not load {up.name}: {err}")
+            else:
+                st.caption("Until a file is uploaded, the shipped default is used.")
+        if active is None:
+            active = default_model()
+        cfg = active.config
+        if active.source == "untrained":
+            st.warning("No trained checkpoint found: using an untrained model. "
+                       "Train one on the Train page and save it.")
+        st.caption(f"**{active.label}** · {cfg.rung} · {active.model.num_params():,} parameters · "
+                   f"{cfg.n_layers} layers × {cfg.n_heads} heads, d_model {cfg.d_model}, "
+                   f"patch {cfg.patch_size}")
+    st.session_state["active_model"] = active
+    return active
+
+
+def active_model() -> A.ActiveModel:
+    active = st.session_state.get("active_model")
+    return active if active is not None else sidebar()
+
+
+# ---------------------------------------------------------------- cached model calls
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def pipeline(model_key: str, _model, values: np.ndarray):
+    return A.pipeline_stages(_model, values)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def next_patch(model_key: str, _model, values: np.ndarray, noise_std: float | None):
+    return A.next_patch_analysis(_model, values, noise_std)
+
+
+# ---------------------------------------------------------------- signals
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _named_signal(source: str, name: str, length: int, seed: int) -> A.Signal:
+    return A.get_signal(source, name, length, seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _designed(spec: SignalSpec) -> A.Signal:
+    return A.designed_signal(spec)
+
+
+DESIGN = "design your own"
+
+
+def signal_picker(key: str, length: int = 512, allow_design: bool = False,
+                  default_source: str = A.GRAMMAR, default_name: str = "sine") -> A.Signal | None:
+    """Source + name (+ seed) selectors, or a full designer. Returns None on an invalid design."""
+    sources = list(A.SIGNAL_SOURCES) + ([DESIGN] if allow_design else [])
+    c1, c2, c3 = st.columns([1.2, 1.2, 0.6])
+    source = c1.selectbox("Signal source", sources, index=sources.index(default_source),
+                          key=f"{key}_source")
+    if source == DESIGN:
+        return _designer(key, length)
+    names = A.signal_names(source)
+    name = c2.selectbox("Signal", names, index=names.index(default_name) if default_name in names else 0,
+                        key=f"{key}_name_{source}")
+    seed = c3.number_input("Seed", 0, 10_000, 0, key=f"{key}_seed")
+    return _named_signal(source, name, length, int(seed))
+
+
+def _designer(key: str, length: int) -> A.Signal | None:
+    c = st.columns(5)
+    kind = c[0].selectbox("Kind", SPEC_KINDS, key=f"{key}_kind")
+    period = c[1].slider("Period (samples)", 4.0, 512.0, 64.0, key=f"{key}_period")
+    amplitude = c[2].slider("Amplitude", 0.0, 5.0, 1.0, 0.1, key=f"{key}_amp")
+    slope = c[3].slider("Slope (rise over series)", -10.0, 10.0, 0.0, 0.5, key=f"{key}_slope")
+    offset = c[4].slider("Offset", -10.0, 10.0, 0.0, 0.5, key=f"{key}_offset")
+    c = st.columns(4)
+    noise = c[0].slider("Noise std", 0.0, 2.0, 0.0, 0.05, key=f"{key}_noise")
+    jump_pos = c[1].slider("Jump at (0 = none)", 0, length - 1, 0, key=f"{key}_jpos")
+    jump_size = c[2].slider("Jump size", -5.0, 5.0, 0.0, 0.25, key=f"{key}_jsize")
+    seed = c[3].number_input("Seed", 0, 10_000, 0, key=f"{key}_dseed")
+    spec = SignalSpec(kind=kind, length=length, period=period, amplitude=amplitude, slope=slope,
+                      offset=offset, noise=noise, jump_pos=jump_pos, jump_size=jump_size, seed=int(seed))
+    try:
+        return _designed(spec)
+    except SignalError as err:
+        st.error(str(err))
+        return None
