@@ -1,0 +1,293 @@
+"""Training in chunks: a Trainer that a UI, the CLI or a notebook can drive a few steps at a time.
+
+    trainer = Trainer(ModelConfig(), TrainConfig())
+    while not trainer.done:
+        trainer.run(50)            # returns how many optimizer steps ran
+        print(trainer.history[-1])
+
+Nothing is lost between chunks: the data order, dropout randomness and optimizer state all live
+on the trainer, so running 10 x 100 steps gives the same weights as running 1000 steps at once.
+Evaluation (validation loss, grammar eval) happens every `eval_every` steps and its time is not
+counted in `elapsed`. A nan/inf loss stops the run and restores the last evaluated weights.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from .config import ConfigError, ModelConfig, TrainConfig
+from .data import GRAMMAR_NOISE_STD, grammar_cases, make_dataset, resolve_mix
+from .evaluate import grammar_eval, next_patch_predictions
+from .model import NORM_EPS, PatchForecaster, build_model
+
+VAL_SEED_OFFSET = 1_000_003   # the validation set is drawn from a different seed than the training set
+EVAL_BATCH = 256
+
+
+def default_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def grammar_noise_floor(context_length: int = 512, cases: dict | None = None) -> dict[str, float]:
+    """The best next-patch MSE a model can reach on each grammar case, in normalized units.
+
+    Noise of std s in original units becomes s / scale after instance normalization, so a perfect
+    predictor of the clean signal still has MSE (s / scale)^2 on every predicted patch.
+    """
+    cases = grammar_cases(context_length) if cases is None else cases
+    floors = {}
+    for name, series in cases.items():
+        scale = float(np.std(np.asarray(series, dtype=np.float64))) + NORM_EPS
+        floors[name] = (GRAMMAR_NOISE_STD.get(name, 0.0) / scale) ** 2
+    return floors
+
+
+def _snapshot_case(model: PatchForecaster, series: np.ndarray) -> dict:
+    p = next_patch_predictions(model, series)
+    return {"target": p.target.tolist(), "mu": p.mu.tolist(),
+            "sigma": None if p.sigma is None else p.sigma.tolist(),
+            "loc": p.loc, "scale": p.scale}
+
+
+class Trainer:
+    """Owns a model, its optimizer, the data and the record of how training went."""
+
+    def __init__(self, model_config: ModelConfig | None, train_config: TrainConfig, *,
+                 eval_every: int | None = None, snapshot_every: int | None = None,
+                 device: str | torch.device | None = None, model: PatchForecaster | None = None):
+        if model is not None:
+            if model_config is not None and model_config != model.config:
+                raise ConfigError("model_config: does not match the given model's config")
+            model_config = model.config
+        if model_config is None:
+            raise ConfigError("model_config: needed when no model is given")
+        self.model_config = model_config
+        self.train_config = tc = train_config
+        self.device = torch.device(device) if device is not None else default_device()
+        self.eval_every = self._interval(eval_every, tc.steps_per_epoch, "eval_every")
+        self.snapshot_every = self._interval(snapshot_every, self.eval_every, "snapshot_every")
+
+        # the model is built under its own seed, and the trainer keeps its own RNG stream after that,
+        # so whatever else the process does with torch's global RNG cannot change a run
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(tc.seed)
+            self.model = model if model is not None else build_model(model_config)
+            self._rng_state = torch.get_rng_state()
+        self.model.to(self.device)
+        self._order_gen = torch.Generator().manual_seed(tc.seed)
+
+        length = model_config.context_length
+        self._train_x = torch.from_numpy(make_dataset(tc.n_series, length, tc.mix, tc.seed).values).to(self.device)
+        self.n_val = int(round(tc.val_fraction * tc.n_series))
+        self._val_x = None
+        if self.n_val > 0:
+            val = make_dataset(self.n_val, length, tc.mix, tc.seed + VAL_SEED_OFFSET)
+            self._val_x = torch.from_numpy(val.values).to(self.device)
+        self._cases = grammar_cases(length)
+
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        self.history: list[dict] = []
+        self.snapshots: list[dict] = []
+        self.step = 0
+        self.stop_reason: str | None = None
+        self.elapsed = 0.0                 # training seconds, evaluation excluded
+        self._perm: torch.Tensor | None = None
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._loss_count = 0
+        self._good = (0, self._copy_state())
+        self._check_every = 1 if self.device.type == "cpu" else 25  # finiteness checks sync the GPU
+
+    @staticmethod
+    def _interval(value, default, name) -> int:
+        if value is None:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
+        return value
+
+    # ---- state -------------------------------------------------------------------------------
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.train_config.steps_per_epoch
+
+    @property
+    def total_steps(self) -> int:
+        return self.train_config.total_steps
+
+    @property
+    def epoch(self) -> int:
+        """Completed epochs."""
+        return self.step // self.steps_per_epoch
+
+    @property
+    def done(self) -> bool:
+        return self.stop_reason is not None or self.step >= self.total_steps
+
+    def data_spec(self) -> dict:
+        tc = self.train_config
+        return {"mix": resolve_mix(tc.mix), "mix_name": tc.mix if isinstance(tc.mix, str) else None,
+                "n_series": tc.n_series, "seed": tc.seed, "length": self.model_config.context_length,
+                "n_val": self.n_val, "val_seed": tc.seed + VAL_SEED_OFFSET}
+
+    def metrics(self) -> dict:
+        """The grammar eval of the current weights (reused from the last record when it is current)."""
+        if self.history and self.history[-1]["step"] == self.step:
+            grammar = self.history[-1]["grammar"]
+        else:
+            grammar = grammar_eval(self.model, self._cases)
+        return {"grammar": grammar, "noise_floor": grammar_noise_floor(cases=self._cases),
+                "step": self.step, "elapsed": self.elapsed}
+
+    def summary(self) -> dict:
+        last = self.history[-1] if self.history else {}
+        return {"rung": self.model_config.rung, "params": self.model.num_params(),
+                "device": str(self.device), "step": self.step, "epoch": self.step / self.steps_per_epoch,
+                "total_steps": self.total_steps, "done": self.done, "stop_reason": self.stop_reason,
+                "elapsed": self.elapsed, "train_loss": last.get("train_loss"),
+                "val_loss": last.get("val_loss"), "grammar": last.get("grammar")}
+
+    # ---- training ----------------------------------------------------------------------------
+
+    def run(self, n_steps: int) -> int:
+        """Run up to n_steps optimizer steps; returns how many ran (fewer at the end or on divergence)."""
+        if not self.history:
+            self.record()
+        ran = 0
+        if self.done or n_steps <= 0:
+            self._finish_if_done()
+            return 0
+        self.model.train()
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self._rng_state)
+            t0 = time.perf_counter()
+            while ran < n_steps and self.step < self.total_steps:
+                loss = self._train_step().detach()
+                if (self.step % self._check_every == 0 or self._due()) and not torch.isfinite(loss):
+                    self.elapsed += time.perf_counter() - t0
+                    self._diverged(float(loss))
+                    break
+                self._loss_sum += loss
+                self._loss_count += 1
+                self.step += 1
+                ran += 1
+                if self._due():
+                    self.elapsed += time.perf_counter() - t0
+                    self.record()
+                    self.model.train()
+                    t0 = time.perf_counter()
+            else:
+                self.elapsed += time.perf_counter() - t0
+            self._rng_state = torch.get_rng_state()
+        self._finish_if_done()
+        return ran
+
+    def run_for(self, seconds: float, chunk: int = 20) -> int:
+        """Train for about `seconds` of wall time (whole chunks); returns the steps that ran."""
+        end = time.perf_counter() + seconds
+        ran = 0
+        while not self.done and time.perf_counter() < end:
+            ran += self.run(chunk)
+        return ran
+
+    def stop(self, reason: str = "stopped") -> None:
+        """End the run here (a Stop button, Ctrl-C, a time limit): record the current weights."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.record()
+
+    def _due(self) -> bool:
+        return self.step % self.eval_every == 0 or self.step == self.total_steps
+
+    def _batch(self) -> torch.Tensor:
+        spe, bs = self.steps_per_epoch, self.train_config.batch_size
+        i = self.step % spe
+        if i == 0 or self._perm is None:
+            self._perm = torch.randperm(len(self._train_x), generator=self._order_gen).to(self.device)
+        return self._train_x[self._perm[i * bs:(i + 1) * bs]]
+
+    def _train_step(self) -> torch.Tensor:
+        x = self._batch()
+        loss = self.model.loss(self.model(x), x)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_config.grad_clip)
+        self.optimizer.step()
+        return loss
+
+    def _diverged(self, value: float) -> None:
+        bad_step = self.step
+        good_step, state = self._good
+        self.model.load_state_dict(state)
+        self.step = good_step
+        # the optimizer's moments are poisoned too; the run is over, but keep them finite
+        self.optimizer.state.clear()
+        self.history = [h for h in self.history if h["step"] <= good_step]
+        self.snapshots = [s for s in self.snapshots if s["step"] <= good_step]
+        self._loss_sum.zero_()
+        self._loss_count = 0
+        self.stop_reason = f"loss became {value} at step {bad_step}; kept the weights from step {good_step}"
+        self.record()
+
+    def _finish_if_done(self) -> None:
+        if self.step >= self.total_steps and self.stop_reason is None:
+            self.stop_reason = "finished"
+            self.record()
+
+    # ---- evaluation --------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def val_loss(self) -> float | None:
+        if self._val_x is None:
+            return None
+        was_training = self.model.training
+        self.model.eval()
+        total = 0.0
+        for i in range(0, len(self._val_x), EVAL_BATCH):
+            x = self._val_x[i:i + EVAL_BATCH]
+            total += float(self.model.loss(self.model(x), x)) * len(x)
+        self.model.train(was_training)
+        return total / len(self._val_x)
+
+    def record(self) -> None:
+        """Evaluate now and append to history (and snapshots when due); once per step."""
+        if self.history and self.history[-1]["step"] == self.step:
+            self._maybe_snapshot(force=self.done)
+            return
+        train_loss = float(self._loss_sum) / self._loss_count if self._loss_count else None
+        self._loss_sum.zero_()
+        self._loss_count = 0
+        val = self.val_loss()
+        entry = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
+                 "train_loss": train_loss, "val_loss": val, "elapsed": self.elapsed,
+                 "grammar": grammar_eval(self.model, self._cases)}
+        self.history.append(entry)
+        finite = all(v is None or math.isfinite(v) for v in (train_loss, val))
+        if finite and self._weights_finite():
+            self._good = (self.step, self._copy_state())
+        self._maybe_snapshot(force=self.step == 0 or self.done)
+        self.model.train()
+
+    def snapshot(self) -> dict:
+        """The grammar cases' next-patch predictions now, as plain lists and floats."""
+        return {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
+                "grammar": {name: _snapshot_case(self.model, s) for name, s in self._cases.items()}}
+
+    def _maybe_snapshot(self, force: bool = False) -> None:
+        if self.snapshots and self.snapshots[-1]["step"] == self.step:
+            return
+        if force or self.step % self.snapshot_every == 0:
+            self.snapshots.append(self.snapshot())
+
+    def _copy_state(self) -> dict:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _weights_finite(self) -> bool:
+        return all(torch.isfinite(p).all() for p in self.model.parameters())

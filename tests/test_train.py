@@ -1,0 +1,138 @@
+"""Trainer: loss falls, chunking changes nothing, every rung trains, divergence is caught."""
+import math
+
+import pytest
+import torch
+
+from nanotst.config import ConfigError, ModelConfig, TrainConfig
+from nanotst.model import build_model
+from nanotst.train import Trainer, grammar_noise_floor
+
+TINY = ModelConfig(context_length=64, patch_size=8, d_model=16, n_heads=2, n_layers=1, dropout=0.1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny models on a shared 2-core machine: extra threads only add contention
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tc(**kw):
+    base = dict(n_series=64, epochs=4, batch_size=16, lr=3e-3, seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_loss_falls_and_history_is_recorded():
+    t = Trainer(TINY, tc(epochs=8), device="cpu")
+    ran = t.run(10_000)
+    assert ran == t.total_steps == 32 and t.done and t.stop_reason == "finished"
+    steps = [h["step"] for h in t.history]
+    assert steps == [0, 4, 8, 12, 16, 20, 24, 28, 32]           # step 0, then once per epoch
+    assert t.history[0]["train_loss"] is None
+    assert t.history[-1]["train_loss"] < t.history[1]["train_loss"]
+    assert t.history[-1]["val_loss"] < t.history[0]["val_loss"]
+    assert set(t.history[-1]["grammar"]) == {"flat", "line", "sine", "noisy"}
+    elapsed = [h["elapsed"] for h in t.history]
+    assert elapsed == sorted(elapsed)
+    assert t.run(5) == 0
+
+
+def test_snapshots_are_plain_and_include_first_and_last():
+    t = Trainer(TINY, tc(epochs=3), eval_every=5, snapshot_every=10, device="cpu")
+    t.run(1000)
+    assert [s["step"] for s in t.snapshots] == [0, 10, 12]
+    case = t.snapshots[-1]["grammar"]["sine"]
+    assert isinstance(case["mu"], list) and isinstance(case["mu"][0][0], float)
+    assert len(case["target"]) == TINY.n_patches - 1 and len(case["sigma"][0]) == TINY.patch_size
+    assert isinstance(case["loc"], float) and isinstance(case["scale"], float)
+    assert [h["step"] for h in t.history] == [0, 5, 10, 12]
+
+
+def test_chunked_run_equals_one_run():
+    a = Trainer(TINY, tc(), device="cpu")
+    a.run(1000)
+    b = Trainer(TINY, tc(), device="cpu")
+    torch.rand(5)                       # outside use of the global RNG must not matter
+    while not b.done:
+        b.run(3)
+        torch.rand(3)
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+
+
+def test_run_for_and_stop():
+    t = Trainer(TINY, tc(epochs=50), device="cpu")
+    assert t.run_for(0.2) > 0
+    t.stop("stopped by user")
+    assert t.done and t.stop_reason == "stopped by user"
+    assert t.history[-1]["step"] == t.step and t.snapshots[-1]["step"] == t.step
+
+
+@pytest.mark.parametrize("rung", ["linear", "attention", "transformer", "nanotst"])
+def test_every_rung_trains(rung):
+    cfg = ModelConfig(**{**TINY.to_dict(), "rung": rung})
+    t = Trainer(cfg, tc(epochs=10), device="cpu")
+    t.run(1000)
+    assert t.stop_reason == "finished"
+    assert t.history[-1]["train_loss"] < t.history[1]["train_loss"]   # 64 series: val is too noisy
+    sigma = t.history[-1]["grammar"]["sine"]["sigma"]
+    assert (sigma is None) == (rung != "nanotst")
+
+
+def _finite(model):
+    return all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_huge_lr_diverges_with_reason_and_finite_weights():
+    t = Trainer(TINY, tc(lr=1e6, epochs=20), device="cpu")
+    t.run(1000)
+    assert t.done and t.stop_reason.startswith("loss became") and "kept the weights from step" in t.stop_reason
+    assert _finite(t.model)
+    assert all(math.isfinite(h["val_loss"]) for h in t.history)
+
+
+def test_injected_nan_restores_last_good_weights():
+    t = Trainer(TINY, tc(epochs=10), device="cpu")
+    t.run(8)                                     # records at 0, 4, 8
+    good = weights(t.model)
+    t.run(2)
+    with torch.no_grad():
+        next(t.model.parameters()).fill_(float("nan"))
+    ran = t.run(100)
+    assert ran == 0
+    assert t.stop_reason == "loss became nan at step 10; kept the weights from step 8"
+    assert t.step == 8 and t.done
+    for k, v in t.model.state_dict().items():
+        assert torch.equal(v, good[k]), k
+    assert t.history[-1]["step"] == 8 and t.snapshots[-1]["step"] == 8
+
+
+def test_fine_tune_a_given_model_and_data_spec():
+    model = build_model(TINY)
+    t = Trainer(None, tc(epochs=1, mix="no_periodic"), model=model, device="cpu")
+    assert t.model is model
+    t.run(2)
+    spec = t.data_spec()
+    assert spec["n_series"] == 64 and spec["length"] == 64 and spec["mix_name"] == "no_periodic"
+    assert abs(sum(spec["mix"].values()) - 1) < 1e-9 and "sine_low" not in spec["mix"]
+    s = t.summary()
+    assert s["rung"] == "nanotst" and s["step"] == 2 and s["total_steps"] == 4
+    with pytest.raises(ConfigError):
+        Trainer(ModelConfig(), tc(), model=model)
+    with pytest.raises(ConfigError):
+        Trainer(TINY, tc(), eval_every=0)
+
+
+def test_noise_floor():
+    floors = grammar_noise_floor()
+    assert floors["flat"] == floors["line"] == floors["sine"] == 0
+    assert 0.06 < floors["noisy"] < 0.09
