@@ -1,13 +1,11 @@
 """NanoTST Explorer: `streamlit run streamlit_app.py`.
 
-Page config, the shared sidebar (the active model), and st.navigation over pages/.
+Page config and st.navigation over pages/. Every page draws the shared sidebar (the active
+model picker) itself with pages._common.sidebar(), so it is there on every page and in AppTest.
 """
 import streamlit as st
 
-from pages import _common as ui
-
 st.set_page_config(page_title="NanoTST Explorer", page_icon="📈", layout="wide")
-ui.setup_torch()
 
 PAGES = [
     st.Page("pages/overview.py", title="Overview", icon=":material/schema:", default=True),
@@ -19,5 +17,4 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-ui.sidebar()
 page.run()

@@ -45,7 +45,7 @@ def _untrained() -> A.ActiveModel:
 
 @st.cache_data(show_spinner=False, ttl=30)
 def _list_runs(folder: str, signature: tuple) -> list[tuple[str, str, str | None]]:
-    return [(i.name, i.path, i.error) for i in A.saved_runs()]
+    return [(i.name, str(Path(i.path).resolve()), i.error) for i in A.saved_runs()]
 
 
 def _runs() -> list[tuple[str, str, str | None]]:
@@ -71,22 +71,29 @@ def default_model() -> A.ActiveModel:
 
 
 def select_model(choice: str) -> None:
-    """Make a saved file (or "default") the active model from a callback."""
-    st.session_state["model_choice"] = choice
+    """Make a saved file (or "default") the active model (from a callback or before the sidebar)."""
+    st.session_state["active_choice"] = choice
+
+
+def _on_choice() -> None:
+    st.session_state["active_choice"] = st.session_state["model_choice"]
 
 
 def sidebar() -> A.ActiveModel:
-    """The model picker on every page. Sets and returns the active model."""
+    """The model picker: every page calls this first. Sets and returns the active model."""
+    setup_torch()
     runs = _runs()
     options = [DEFAULT] + [f"file:{path}" for _, path, _ in runs] + [UPLOAD]
     labels = {DEFAULT: "Shipped default model", UPLOAD: "Upload a checkpoint…"}
     labels.update({f"file:{path}": f"Saved run: {name}" + (" (unreadable)" if err else "")
                    for name, path, err in runs})
-    if st.session_state.get("model_choice") not in options:
-        st.session_state["model_choice"] = DEFAULT
+    # the choice lives outside the widget so it survives page switches (each page draws the picker)
+    choice = st.session_state.get("active_choice", DEFAULT)
+    st.session_state["model_choice"] = choice if choice in options else DEFAULT
     with st.sidebar:
         st.markdown("### Active model")
         choice = st.selectbox("Model", options, key="model_choice", format_func=labels.get,
+                              on_change=_on_choice,
                               help="Every page analyses this model. Train a run and save it to add one.")
         active = None
         if choice.startswith("file:"):
@@ -121,11 +128,6 @@ def sidebar() -> A.ActiveModel:
                    f"patch {cfg.patch_size}")
     st.session_state["active_model"] = active
     return active
-
-
-def active_model() -> A.ActiveModel:
-    active = st.session_state.get("active_model")
-    return active if active is not None else sidebar()
 
 
 # ---------------------------------------------------------------- cached model calls

@@ -6,7 +6,7 @@ from nanotst import app_state as A
 from nanotst import plots
 from pages import _common as ui
 
-active = ui.active_model()
+active = ui.sidebar()
 cfg = active.config
 
 st.title("NanoTST Explorer")

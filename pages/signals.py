@@ -4,7 +4,7 @@ import streamlit as st
 from nanotst import plots
 from pages import _common as ui
 
-active = ui.active_model()
+active = ui.sidebar()
 cfg = active.config
 
 st.title("Signals")
