@@ -510,3 +510,73 @@ class ExperimentRun:
             row.update({f"MSE {c}": v for c, v in r["grammar"].items()})
             rows.append(row)
         return rows
+
+
+# ---------------------------------------------------------------- forecasting
+
+BAND_LEVELS = (0.5, 0.8, 0.95)
+FORECAST_QUANTILES = (0.025, 0.1, 0.25, 0.5, 0.75, 0.9, 0.975)
+
+
+@dataclass
+class ForecastResult:
+    context: np.ndarray                       # what the model saw (whole patches)
+    truth: np.ndarray                         # (H,) held-out values
+    median: np.ndarray
+    mean: np.ndarray
+    bands: dict                               # coverage % -> (lo, hi)
+    samples: np.ndarray                       # (n_samples, H)
+    baselines: dict                           # name -> (H,) point forecast
+    scores: dict                              # method -> score_forecast(...) dict
+    period: int
+    probabilistic: bool
+    notes: list
+
+    @property
+    def horizon_t(self) -> np.ndarray:
+        return np.arange(len(self.context), len(self.context) + len(self.truth))
+
+    def table(self) -> list[dict]:
+        keys = ("mae", "mse", "mase", "crps", "coverage_50", "coverage_80", "coverage_95")
+        return [{"method": m, **{k: s.get(k) for k in keys}} for m, s in self.scores.items()]
+
+    def csv(self) -> str:
+        """time, truth, mean, median, every quantile band and every baseline, as CSV text."""
+        import pandas as pd
+        cols = {"time": self.horizon_t, "truth": self.truth, "mean": self.mean, "median": self.median}
+        for cov, (lo, hi) in sorted(self.bands.items()):
+            cols[f"lower_{cov}"], cols[f"upper_{cov}"] = lo, hi
+        cols.update({f"baseline_{k.replace(' ', '_')}": v for k, v in self.baselines.items()})
+        return pd.DataFrame(cols).to_csv(index=False)
+
+
+def forecast_vs_baselines(model: PatchForecaster, values: np.ndarray, horizon_patches: int,
+                          n_samples: int = 100, seed: int = 0) -> ForecastResult:
+    """Hold out the last horizon_patches patches, forecast them from the rest with the model and
+    with the naive, seasonal naive and linear baselines, and score every one against the truth."""
+    from .evaluate import (detect_period, fit_linear_baseline, naive_forecast,
+                           score_forecast, seasonal_naive_forecast)
+    from .forecast import forecast
+    P = model.config.patch_size
+    values = np.asarray(values, dtype=np.float64).ravel()
+    H = horizon_patches * P
+    history, truth = values[:-H], values[-H:]
+    fc = forecast(model, history, horizon_patches, n_samples=n_samples,
+                  quantiles=FORECAST_QUANTILES, seed=seed)
+    context = fc.context
+    period = detect_period(context)
+    baselines = {"naive": naive_forecast(context, H)}
+    if period > 1 and len(context) >= period:
+        baselines["seasonal naive"] = seasonal_naive_forecast(context, H, period)
+    try:
+        lin = fit_linear_baseline(context, replace(model.config, rung="linear"))
+        baselines["linear"] = forecast(lin, context, horizon_patches, n_samples=1).mean
+    except ValueError:
+        pass
+    pred = fc.samples if fc.probabilistic else fc.mean
+    scores = {f"NanoTST ({model.config.rung})": score_forecast(truth, pred, context, period=period)}
+    scores.update({k: score_forecast(truth, v, context, period=period) for k, v in baselines.items()})
+    bands = {round(100 * lv): fc.interval(lv) for lv in BAND_LEVELS}
+    return ForecastResult(context=context, truth=truth, median=fc.median, mean=fc.mean, bands=bands,
+                          samples=fc.samples, baselines=baselines, scores=scores, period=period,
+                          probabilistic=fc.probabilistic, notes=list(fc.notes))

@@ -192,3 +192,8 @@ def _designer(key: str, length: int) -> A.Signal | None:
     except SignalError as err:
         st.error(str(err))
         return None
+
+
+@st.cache_data(show_spinner="Sampling forecast paths…", max_entries=64)
+def forecast(model_key: str, _model, values: np.ndarray, horizon: int, n_samples: int, seed: int):
+    return A.forecast_vs_baselines(_model, values, horizon, n_samples, seed)
