@@ -1,0 +1,91 @@
+"""Experiments: the build ladder side by side, depth/width/patch sweeps, generalization, and the
+causal mask switched off. Each runs in chunks inside a fragment; results stay in the session."""
+import pandas as pd
+import streamlit as st
+
+from nanotst import app_state as A
+from nanotst import plots
+from pages import _common as ui
+
+ui.sidebar()
+runs: dict = st.session_state.setdefault("exp_runs", {})
+
+EXPLAIN = {
+    "ladder": "Each rung adds one idea: a linear map from one patch to the next; embeddings and one "
+              "attention head; multi-head blocks with FFN and residuals; a Gaussian head. The "
+              "first three are trained with MSE and the last with NLL, so compare their grammar "
+              "MSE rather than their losses.",
+    "depth": "More blocks: more capacity, but slower per step. Which depth learns the sine fastest "
+             "for the same number of steps?",
+    "width": "Wider embeddings: more parameters per block.",
+    "patch": "Smaller patches give more tokens and finer predictions; larger patches give fewer "
+             "tokens that each carry more of the signal.",
+    "generalization": "One model sees every family; the other never sees a periodic signal. Both "
+                      "are tested on the sine grammar cases: can it forecast what it never saw?",
+    "causal": "With causal=False every patch can attend to the future, including the patch it is "
+              "asked to predict. The loss falls much lower, but the model is cheating: it cannot "
+              "work when the future is not there.",
+}
+
+st.title("Experiments")
+kind = st.radio("Experiment", list(A.EXPERIMENTS), format_func=A.EXPERIMENTS.get, key="exp_kind")
+st.caption(EXPLAIN[kind])
+steps = st.select_slider("Training steps per variant (same data, same budget for every variant)",
+                         [20, 100, 200, 300, 400, 600, 1000], 300, key="exp_steps")
+
+
+def on_run():
+    runs[kind] = A.ExperimentRun(kind, steps)
+    st.session_state["exp_running"] = kind
+
+
+def on_cancel():
+    st.session_state["exp_running"] = None
+
+
+running = st.session_state.get("exp_running")
+c = st.columns([1, 1, 4])
+c[0].button("Run experiment", on_click=on_run, type="primary", key="exp_run",
+            disabled=running is not None, width="stretch")
+c[1].button("Cancel", on_click=on_cancel, disabled=running is None, key="exp_cancel", width="stretch")
+if running and running != kind:
+    c[2].info(f"“{A.EXPERIMENTS[running]}” is running; its results appear on its tab.")
+
+
+@st.fragment(run_every=0.5 if running else None)
+def progress():
+    active = st.session_state.get("exp_running")
+    run = runs.get(active) if active else None
+    if run is not None:
+        run.advance(0.8)
+        st.progress(run.progress, text=f"{A.EXPERIMENTS[active]}: training {run.current or 'done'} "
+                                       f"({run.wall:.0f} s)")
+        if run.done:
+            st.session_state["exp_running"] = None
+            st.rerun()
+
+
+progress()
+
+run = runs.get(kind)
+if run is None:
+    st.info("Press **Run experiment** to train every variant. Results stay here while you explore "
+            "other pages.")
+    st.stop()
+if run.error:
+    st.error(run.error)
+if not run.results:
+    st.stop()
+state = "finished" if run.done else f"{len(run.results)} of {len(run.variants)} variants done"
+st.subheader(f"Results ({state}, {run.steps} steps each, {run.wall:.0f} s)")
+histories = {name: r["history"] for name, r in run.results.items()}
+c1, c2 = st.columns(2)
+with c1:
+    ui.chart(plots.compare_losses_figure(histories, "val_loss", "Validation loss by variant"),
+             key="exp_loss")
+with c2:
+    ui.chart(plots.compare_grammar_figure({n: r["grammar"] for n, r in run.results.items()}),
+             key="exp_grammar")
+ui.chart(plots.grammar_curves_figure(histories[list(histories)[-1]],
+                                     title=f"Learning order of “{list(histories)[-1]}”"), key="exp_order")
+st.dataframe(pd.DataFrame(run.table()).set_index("variant"), width="stretch")
