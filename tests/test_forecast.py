@@ -1,0 +1,142 @@
+"""Batched autoregressive forecasting: shapes, seeds, quantiles, context handling, fast path."""
+import numpy as np
+import pytest
+import torch
+
+from nanotst.config import ModelConfig
+from nanotst.forecast import (Forecast, ForecastError, _last_step, forecast, holdout_forecast,
+                              prepare_context, sample_paths)
+from nanotst.model import build_model
+
+TINY = dict(context_length=64, patch_size=8, d_model=16, n_heads=2, n_layers=2, dropout=0.0)
+
+
+def tiny(rung="nanotst", **kw):
+    torch.manual_seed(0)
+    return build_model(ModelConfig(rung=rung, **{**TINY, **kw})).eval()
+
+
+def series(n=100):
+    t = np.arange(n)
+    return np.sin(2 * np.pi * t / 20) + 0.02 * t
+
+
+def test_shapes_and_summaries():
+    fc = forecast(tiny(), series(), horizon_patches=3, n_samples=40)
+    assert isinstance(fc, Forecast)
+    assert fc.samples.shape == (40, 24) and fc.horizon == 24 and fc.n_samples == 40
+    assert fc.mean.shape == fc.median.shape == (24,)
+    assert sorted(fc.quantiles) == [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
+    np.testing.assert_allclose(fc.quantiles[0.5], fc.median)
+    assert fc.probabilistic and np.all(np.isfinite(fc.samples))
+    lo, hi = fc.interval(0.8)
+    np.testing.assert_array_equal(lo, fc.quantiles[0.1])
+    np.testing.assert_array_equal(hi, fc.quantiles[0.9])
+
+
+def test_quantiles_are_ordered_and_paths_differ():
+    fc = forecast(tiny(), series(), 2, n_samples=50)
+    qs = np.stack([fc.quantiles[q] for q in sorted(fc.quantiles)])
+    assert np.all(np.diff(qs, axis=0) >= 0)
+    assert np.all(fc.samples.std(axis=0) > 0)
+
+
+def test_deterministic_by_seed():
+    model = tiny()
+    a = forecast(model, series(), 2, n_samples=20, seed=7)
+    b = forecast(model, series(), 2, n_samples=20, seed=7)
+    c = forecast(model, series(), 2, n_samples=20, seed=8)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    assert not np.allclose(a.samples, c.samples)
+
+
+def test_a_path_does_not_depend_on_how_many_run_beside_it():
+    model = tiny()
+    few = forecast(model, series(), 2, n_samples=5, seed=3)
+    many = forecast(model, series(), 2, n_samples=50, seed=3)
+    np.testing.assert_allclose(few.samples, many.samples[:5], rtol=1e-5, atol=1e-5)
+
+
+def test_batch_equals_per_path_with_the_same_noise():
+    model = tiny()
+    ctx = torch.as_tensor(series(64), dtype=torch.float32)[None]
+    noise = torch.randn(6, 3, 8, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        batch = sample_paths(model, ctx, noise)
+        single = torch.cat([sample_paths(model, ctx, noise[i:i + 1]) for i in range(6)])
+    torch.testing.assert_close(batch, single, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("rung", ["linear", "attention", "transformer"])
+def test_mse_rungs_give_one_deterministic_path(rung):
+    model = tiny(rung)
+    fc = forecast(model, series(), 2, n_samples=10)
+    assert not fc.probabilistic
+    np.testing.assert_array_equal(fc.samples, np.broadcast_to(fc.samples[0], fc.samples.shape))
+    # the first patch is the model's own denormalized prediction
+    x = torch.as_tensor(fc.context, dtype=torch.float32)[None]
+    pred = model(x)
+    np.testing.assert_allclose(fc.mean[:8], pred.denormalize(pred.mu[:, -1])[0].detach().numpy(),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rung,causal", [("nanotst", True), ("transformer", True), ("nanotst", False)])
+def test_fast_last_step_matches_the_full_forward(rung, causal):
+    model = tiny(rung, causal=causal)
+    x = torch.randn(5, 48)
+    with torch.inference_mode():
+        pred = model(x)
+        mu, sigma, loc, scale = _last_step(model, x)
+    torch.testing.assert_close(mu, pred.mu[:, -1], atol=1e-5, rtol=1e-5)
+    if pred.sigma is None:
+        assert sigma is None
+    else:
+        torch.testing.assert_close(sigma, pred.sigma[:, -1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(loc, pred.loc)
+
+
+def test_context_trimming_and_most_recent_window():
+    ctx, trimmed, truncated = prepare_context(np.arange(50.0), patch_size=8, context_length=64)
+    assert (trimmed, truncated, len(ctx)) == (2, 0, 48) and ctx[0] == 2 and ctx[-1] == 49
+    ctx, trimmed, truncated = prepare_context(np.arange(100.0), patch_size=8, context_length=64)
+    assert (trimmed, truncated, len(ctx)) == (0, 36, 64) and ctx[-1] == 99
+    model = tiny()
+    fc = forecast(model, np.arange(50.0), 1, n_samples=3)
+    assert fc.trimmed == 2 and any("trimmed 2 values" in n for n in fc.notes)
+
+
+def test_only_the_most_recent_context_matters():
+    model = tiny()
+    x = series(100)
+    y = x.copy()
+    y[:36] = 99.0   # older than the context window: must not change the forecast
+    np.testing.assert_array_equal(forecast(model, x, 2, 8).samples, forecast(model, y, 2, 8).samples)
+    np.testing.assert_array_equal(forecast(model, x, 2, 8).samples,
+                                  forecast(model, x[-64:], 2, 8).samples)
+
+
+def test_too_short_or_bad_requests():
+    model = tiny()
+    with pytest.raises(ForecastError, match="at least 2 patches"):
+        forecast(model, np.arange(15.0), 1)
+    with pytest.raises(ValueError):  # ForecastError is a ValueError
+        forecast(model, series(), 0)
+    with pytest.raises(ForecastError, match="NaN"):
+        forecast(model, np.r_[series(), np.nan], 1)
+
+
+def test_training_mode_is_restored():
+    model = tiny().train()
+    forecast(model, series(), 1, n_samples=4)
+    assert model.training
+
+
+def test_holdout_forecast():
+    model = tiny()
+    ho = holdout_forecast(model, series(100), k_patches=2, n_samples=30)
+    assert ho.truth.shape == (16,) and len(ho.history) == 84
+    np.testing.assert_array_equal(ho.truth, series(100)[-16:])
+    assert ho.forecast.samples.shape == (30, 16)
+    assert {"mae", "mse", "mase", "crps", "coverage_50", "coverage_80", "coverage_95"} <= set(ho.scores)
+    with pytest.raises(ForecastError, match="at least 2 patches"):
+        holdout_forecast(model, series(30), k_patches=2)
