@@ -260,7 +260,7 @@ class TrainSettings:
     dropout: float = 0.0
     lr: float = 2e-3
     batch_size: int = 32
-    epochs: int = 30
+    epochs: int = 60
     n_series: int = 512
     seed: int = 0
     mix: tuple = ()                 # ((family, weight), ...); empty: the "all" preset
@@ -580,3 +580,53 @@ def forecast_vs_baselines(model: PatchForecaster, values: np.ndarray, horizon_pa
     return ForecastResult(context=context, truth=truth, median=fc.median, mean=fc.mean, bands=bands,
                           samples=fc.samples, baselines=baselines, scores=scores, period=period,
                           probabilistic=fc.probabilistic, notes=list(fc.notes))
+
+
+# ---------------------------------------------------------------- attention
+
+@dataclass
+class AttentionAnalysis:
+    maps: np.ndarray            # (L, H, N, N) query x key
+    rollout: np.ndarray         # (N, N) attention flow through all layers (residual included)
+    last_sources: np.ndarray    # (N,) what the last position's prediction draws on (rollout row)
+    top: list                   # per query patch: [(key patch, weight), ...] top 3 by rollout
+    values: np.ndarray          # the series the model saw
+    causal: bool
+
+
+@torch.no_grad()
+def attention_analysis(model: PatchForecaster, values: np.ndarray, k: int = 3) -> AttentionAnalysis | None:
+    """Attention weights of every layer and head on one series; None for the attention-free rung.
+
+    Rollout (Abnar & Zuidema 2020): average the heads, add the identity for the residual path,
+    renormalize the rows, and multiply through the layers.
+    """
+    values = _fit_length(model, values)
+    pred = model(torch.as_tensor(values).unsqueeze(0), need_attention=True)
+    layers = [a for a in (pred.attention or []) if a is not None]
+    if not layers:
+        return None
+    maps = torch.stack([a[0] for a in layers]).numpy()          # (L, H, N, N)
+    N = maps.shape[-1]
+    rollout = np.eye(N)
+    for layer in maps:
+        a = 0.5 * layer.mean(axis=0) + 0.5 * np.eye(N)
+        a = a / a.sum(axis=-1, keepdims=True)
+        rollout = a @ rollout
+    top = []
+    for q in range(N):
+        order = np.argsort(-rollout[q])[:k]
+        top.append([(int(j), float(rollout[q, j])) for j in order])
+    return AttentionAnalysis(maps=maps, rollout=rollout, last_sources=rollout[-1], top=top,
+                             values=values, causal=model.config.causal)
+
+
+def top_sources_rows(a: AttentionAnalysis, patch_size: int) -> list[dict]:
+    rows = []
+    for q, sources in enumerate(a.top):
+        row = {"query patch": q, "time range": f"{q * patch_size}–{(q + 1) * patch_size - 1}",
+               "predicts patch": q + 1}
+        for i, (j, w) in enumerate(sources, 1):
+            row[f"source {i}"] = f"patch {j} ({w:.2f})"
+        rows.append(row)
+    return rows

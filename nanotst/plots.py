@@ -252,7 +252,8 @@ def _patch_span(k: int, patch_size: int) -> str:
 
 def attention_heatmaps_figure(maps: np.ndarray, patch_size: int, causal: bool = True,
                               title: str = "Attention per layer × head",
-                              height_per_row: int = 230) -> go.Figure:
+                              height_per_row: int = 230, layer_ids: Sequence[int] | None = None,
+                              head_ids: Sequence[int] | None = None) -> go.Figure:
     """maps: (L, H, N, N) attention weights, query x key. One heatmap per layer and head.
 
     Rows are query patches (the position predicting its next patch), columns key patches
@@ -262,8 +263,10 @@ def attention_heatmaps_figure(maps: np.ndarray, patch_size: int, causal: bool = 
     if maps.ndim == 3:
         maps = maps[None]
     L, H, N, _ = maps.shape
+    layer_ids = list(layer_ids) if layer_ids is not None else list(range(L))
+    head_ids = list(head_ids) if head_ids is not None else list(range(H))
     fig = make_subplots(rows=L, cols=H, horizontal_spacing=0.02, vertical_spacing=0.05,
-                        subplot_titles=[f"layer {layer} · head {h}" for layer in range(L) for h in range(H)],
+                        subplot_titles=[f"layer {a} · head {b}" for a in layer_ids for b in head_ids],
                         shared_xaxes=True, shared_yaxes=True)
     q, k = np.meshgrid(np.arange(N), np.arange(N), indexing="ij")
     custom = np.stack([np.vectorize(lambda i: _patch_span(i, patch_size))(q),

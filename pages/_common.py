@@ -197,3 +197,8 @@ def _designer(key: str, length: int) -> A.Signal | None:
 @st.cache_data(show_spinner="Sampling forecast paths…", max_entries=64)
 def forecast(model_key: str, _model, values: np.ndarray, horizon: int, n_samples: int, seed: int):
     return A.forecast_vs_baselines(_model, values, horizon, n_samples, seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def attention(model_key: str, _model, values: np.ndarray):
+    return A.attention_analysis(_model, values)

@@ -1,0 +1,45 @@
+"""Attention: what each patch looks at, per layer and head, over the signal and rolled out."""
+import pandas as pd
+import streamlit as st
+
+from nanotst import app_state as A
+from nanotst import plots
+from pages import _common as ui
+
+active = ui.sidebar()
+cfg = active.config
+
+st.title("Attention")
+st.markdown("Each row of a heatmap is a **query patch**: the position that is predicting its next "
+            "patch. Each column is a **key patch** it may attend to. A causal model cannot look at "
+            "the future: those cells are grey.")
+signal = ui.signal_picker("att", cfg.context_length, default_source=A.PROBE, default_name="sine_low")
+a = ui.attention(active.key, active.model, signal.values)
+if a is None:
+    st.info(f"The {cfg.rung} rung has no attention: it maps each patch straight to the next one. "
+            "Pick a model of another rung in the sidebar.")
+    st.stop()
+P = cfg.patch_size
+L, H = a.maps.shape[:2]
+
+c1, c2 = st.columns([3, 2])
+with c1:
+    ui.chart(plots.attention_over_signal_figure(
+        a.values, a.last_sources, P,
+        title=f"What the last prediction (patch {len(a.last_sources)}) draws on: rollout weights"),
+        key="att_signal")
+with c2:
+    ui.chart(plots.attention_matrix_figure(a.rollout, P, a.causal), key="att_rollout")
+
+st.subheader(f"Every layer × head ({L} × {H})")
+c = st.columns(2)
+layers = c[0].multiselect("Layers", list(range(L)), list(range(L)), key="att_layers")
+heads = c[1].multiselect("Heads", list(range(H)), list(range(H)), key="att_heads")
+if layers and heads:
+    layers, heads = sorted(layers), sorted(heads)
+    ui.chart(plots.attention_heatmaps_figure(a.maps[layers][:, heads], P, a.causal,
+                                             title="Attention weights (rows sum to 1)",
+                                             layer_ids=layers, head_ids=heads), key="att_grid")
+
+st.subheader("Top-3 sources per patch (rollout)")
+st.dataframe(pd.DataFrame(A.top_sources_rows(a, P)).set_index("query patch"), width="stretch")
