@@ -1,0 +1,129 @@
+"""Looking inside: attention maps, attention rollout, and where a prediction looks.
+
+Everything here takes a model and a 1-D series (or the AttentionMaps they give) and returns
+plain numpy arrays and small dataclasses, ready to plot. Weights are query x key: row n is what
+patch n attends to, and row n is also where the prediction of patch n+1 comes from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .forecast import prepare_context
+from .model import PatchForecaster
+
+
+class InspectError(ValueError):
+    """The model or series cannot be inspected this way; the message says why."""
+
+
+@dataclass
+class AttentionMaps:
+    """Attention weights of one series, every layer and head."""
+    weights: np.ndarray                  # (layers, heads, N, N) query x key, rows sum to 1
+    patch_ranges: list[tuple[int, int]]  # patch n covers series[start:end] of the series given
+    causal: bool                         # True: a patch never attends to later patches
+    context: np.ndarray                  # (N * P,) the values the model saw
+    trimmed: int                         # oldest values not used (whole patches, context length)
+
+    @property
+    def n_layers(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def n_heads(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def n_patches(self) -> int:
+        return self.weights.shape[2]
+
+    def head_mean(self) -> np.ndarray:
+        """(layers, N, N) weights averaged over heads."""
+        return self.weights.mean(axis=1)
+
+
+@torch.no_grad()
+def attention_maps(model: PatchForecaster, series) -> AttentionMaps:
+    """Run the model once on the most recent whole patches of series and keep its attention."""
+    cfg = model.config
+    if cfg.rung == "linear":
+        raise InspectError("the linear rung has no attention: it maps each patch to the next "
+                           "on its own; pick the attention rung or later")
+    try:
+        context, trimmed, truncated = prepare_context(series, cfg.patch_size, cfg.context_length)
+    except ValueError as err:
+        raise InspectError(str(err)) from None
+    x = torch.as_tensor(context, dtype=torch.float32, device=next(model.parameters()).device)
+    was_training = model.training
+    if was_training:
+        model.eval()
+    try:
+        pred = model(x[None], need_attention=True)
+    finally:
+        if was_training:
+            model.train()
+    if not pred.attention or any(a is None for a in pred.attention):
+        raise InspectError(f"the {cfg.rung} model returned no attention weights")
+    weights = torch.stack([a[0] for a in pred.attention]).double().cpu().numpy()  # (Lyr, H, N, N)
+    offset = trimmed + truncated
+    P = cfg.patch_size
+    ranges = [(offset + n * P, offset + (n + 1) * P) for n in range(weights.shape[-1])]
+    return AttentionMaps(weights, ranges, cfg.causal, context, offset)
+
+
+def attention_rollout(maps: AttentionMaps) -> np.ndarray:
+    """Attention rollout (Abnar & Zuidema 2020): (N, N), how much each query draws on each input.
+
+    Per layer: average the heads, add the identity for the residual path, renormalize rows;
+    then multiply the layers through, first layer on the right. Rows sum to 1.
+    """
+    n = maps.n_patches
+    rollout = np.eye(n)
+    for layer in maps.head_mean():
+        a = layer + np.eye(n)
+        a = a / a.sum(axis=-1, keepdims=True)
+        rollout = a @ rollout
+    return rollout
+
+
+def top_sources(maps: AttentionMaps, k: int = 3, layer: int = -1,
+                head: int | None = None) -> list[list[tuple[int, float]]]:
+    """Per query patch, its k most attended key patches as (key index, weight), strongest first.
+
+    Averages the heads unless `head` is given. A causal map only lists keys up to the query, so
+    early queries have fewer than k sources.
+    """
+    layer_maps = maps.weights[layer]
+    w = layer_maps.mean(axis=0) if head is None else layer_maps[head]
+    out = []
+    for q, row in enumerate(w):
+        keys = np.arange(q + 1) if maps.causal else np.arange(len(row))
+        order = keys[np.argsort(-row[keys], kind="stable")][:k]
+        out.append([(int(j), float(row[j])) for j in order])
+    return out
+
+
+def format_top_sources(maps: AttentionMaps, k: int = 3, layer: int = -1) -> list[str]:
+    """The original's printout: one line per query patch with its top-k sources."""
+    lines = []
+    for q, sources in enumerate(top_sources(maps, k, layer)):
+        listed = ", ".join(f"patch {j} ({w:.2f})" for j, w in sources)
+        lines.append(f"patch {q} attends to {listed}")
+    return lines
+
+
+@dataclass
+class LastPredictionSources:
+    """Where the prediction after the last patch comes from: weight of every patch."""
+    per_layer: np.ndarray                # (layers, N) last query's row, mean over heads
+    rollout: np.ndarray                  # (N,) last row of the attention rollout
+    patch_ranges: list[tuple[int, int]]
+
+
+def last_prediction_sources(maps: AttentionMaps) -> LastPredictionSources:
+    """The weight of every past patch for the last query, per layer and rolled out."""
+    return LastPredictionSources(maps.head_mean()[:, -1, :], attention_rollout(maps)[-1],
+                                 list(maps.patch_ranges))

@@ -1,0 +1,95 @@
+"""Attention capture, rollout and source listings."""
+import numpy as np
+import pytest
+import torch
+
+from nanotst.config import ModelConfig
+from nanotst.inspect import (AttentionMaps, InspectError, attention_maps, attention_rollout,
+                             format_top_sources, last_prediction_sources, top_sources)
+from nanotst.model import build_model
+
+TINY = dict(context_length=64, patch_size=8, d_model=16, n_heads=2, n_layers=2, dropout=0.0)
+
+
+def tiny(rung="nanotst", **kw):
+    torch.manual_seed(0)
+    return build_model(ModelConfig(rung=rung, **{**TINY, **kw})).eval()
+
+
+def series(n=64):
+    return np.sin(np.arange(n) / 3.0) + 0.01 * np.arange(n)
+
+
+def test_maps_shape_rows_and_causality():
+    maps = attention_maps(tiny(), series())
+    assert maps.weights.shape == (2, 2, 8, 8) and maps.causal
+    np.testing.assert_allclose(maps.weights.sum(-1), 1.0, atol=1e-6)
+    upper = np.triu(np.ones((8, 8), dtype=bool), k=1)
+    assert np.all(maps.weights[..., upper] == 0)
+    assert maps.patch_ranges[0] == (0, 8) and maps.patch_ranges[-1] == (56, 64)
+
+
+def test_non_causal_model_looks_ahead():
+    maps = attention_maps(tiny(causal=False), series())
+    assert not maps.causal
+    assert np.all(maps.weights[..., np.triu(np.ones((8, 8), dtype=bool), k=1)] > 0)
+
+
+def test_attention_rung_and_linear_rung():
+    maps = attention_maps(tiny("attention"), series())
+    assert maps.weights.shape == (1, 1, 8, 8)
+    with pytest.raises(InspectError, match="no attention"):
+        attention_maps(tiny("linear"), series())
+
+
+def test_patch_ranges_refer_to_the_series_given():
+    maps = attention_maps(tiny(), series(75))  # 64 used, the 11 oldest not
+    assert maps.trimmed == 11 and maps.patch_ranges[0] == (11, 19) and maps.patch_ranges[-1] == (67, 75)
+    np.testing.assert_allclose(maps.context, series(75)[11:])
+    with pytest.raises(InspectError, match="at least 2 patches"):
+        attention_maps(tiny(), series(10))
+
+
+def test_rollout_rows_sum_to_one_and_stay_causal():
+    maps = attention_maps(tiny(), series())
+    r = attention_rollout(maps)
+    np.testing.assert_allclose(r.sum(-1), 1.0, atol=1e-9)
+    assert np.all(r[np.triu(np.ones((8, 8), dtype=bool), k=1)] == 0)
+
+
+def hand_made(weights, causal=True):
+    w = np.asarray(weights, dtype=float)[None, None]
+    n = w.shape[-1]
+    return AttentionMaps(w, [(i, i + 1) for i in range(n)], causal, np.zeros(n), 0)
+
+
+def test_rollout_by_hand():
+    # one layer: (A + I) row-normalized
+    a = np.array([[1.0, 0.0], [0.5, 0.5]])
+    np.testing.assert_allclose(attention_rollout(hand_made(a)), [[1.0, 0.0], [0.25, 0.75]])
+    # two identical layers multiply
+    two = AttentionMaps(np.stack([a[None], a[None]]), [(0, 1), (1, 2)], True, np.zeros(2), 0)
+    step = np.array([[1.0, 0.0], [0.25, 0.75]])
+    np.testing.assert_allclose(attention_rollout(two), step @ step)
+
+
+def test_top_sources_on_a_hand_made_map():
+    w = np.array([[1.0, 0.0, 0.0, 0.0],
+                  [0.3, 0.7, 0.0, 0.0],
+                  [0.5, 0.2, 0.3, 0.0],
+                  [0.1, 0.4, 0.2, 0.3]])
+    top = top_sources(hand_made(w), k=3)
+    assert top[0] == [(0, 1.0)]
+    assert top[1] == [(1, 0.7), (0, 0.3)]
+    assert top[2] == [(0, 0.5), (2, 0.3), (1, 0.2)]
+    assert top[3] == [(1, 0.4), (3, 0.3), (2, 0.2)]
+    assert format_top_sources(hand_made(w), k=1)[3] == "patch 3 attends to patch 1 (0.40)"
+
+
+def test_last_prediction_sources():
+    maps = attention_maps(tiny(), series())
+    src = last_prediction_sources(maps)
+    assert src.per_layer.shape == (2, 8) and src.rollout.shape == (8,)
+    np.testing.assert_allclose(src.per_layer.sum(-1), 1.0, atol=1e-6)
+    assert src.rollout.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(src.per_layer, maps.weights[:, :, -1].mean(1))
