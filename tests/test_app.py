@@ -1,0 +1,198 @@
+"""The app, page by page, with streamlit's AppTest: every page renders, the Train controls train,
+a saved run becomes selectable, a bad upload is an error message. A tiny model keeps it fast;
+checkpoints go to a temporary folder (NANOTST_CHECKPOINT_DIR), never to checkpoints/."""
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from nanotst.app_state import CHECKPOINT_DIR_ENV, DEFAULT_CHECKPOINT_ENV
+from nanotst.checkpoints import save_checkpoint
+from nanotst.config import ModelConfig
+from nanotst.model import build_model
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+PAGES = {"pages/overview.py": "NanoTST Explorer", "pages/signals.py": "Signals",
+         "pages/train.py": "Train", "pages/attention.py": "Attention",
+         "pages/forecast.py": "Forecast", "pages/experiments.py": "Experiments"}
+
+
+@pytest.fixture(scope="module")
+def tiny_default(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, dropout=0.0)).eval()
+    path = tmp_path_factory.mktemp("default") / "tiny-default.pt"
+    save_checkpoint(path, model, name="tiny-default")
+    return path
+
+
+@pytest.fixture
+def ckpt_dir(tmp_path, monkeypatch, tiny_default):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(folder))
+    monkeypatch.setenv(DEFAULT_CHECKPOINT_ENV, str(tiny_default))
+    return folder
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    if page != "pages/overview.py":
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def specs(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def axis_titles(spec) -> list[str]:
+    layout = spec["layout"]
+    return [v.get("title", {}).get("text") for k, v in layout.items()
+            if k.startswith(("xaxis", "yaxis")) and isinstance(v, dict)]
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders(ckpt_dir, page):
+    at = open_page(page)
+    assert at.title[0].value == PAGES[page]
+    # the active-model picker is on every page and shows the (tiny) default
+    assert at.selectbox(key="model_choice").value == "default"
+    assert "tiny-default" in at.sidebar.caption[0].value
+    if page not in ("pages/train.py", "pages/experiments.py"):
+        charts = specs(at)
+        assert charts, "expected at least one chart"
+        for spec in charts:
+            assert spec["data"], "empty figure"
+
+
+def test_overview_draws_the_pipeline_with_real_shapes(ckpt_dir):
+    at = open_page("pages/overview.py")
+    diagram = specs(at)[0]
+    texts = [a["text"] for a in diagram["layout"]["annotations"]]
+    assert "512" in texts and "16×32" in texts and "16×16" in texts  # tiny model: d_model 16
+    assert any(m.label == "Parameters" for m in at.metric)
+
+
+def test_signals_designer_redraws_predictions(ckpt_dir):
+    at = open_page("pages/signals.py")
+    names = [t["name"] for t in specs(at)[2]["data"]]
+    assert {"±1σ", "±2σ", "target", "predicted μ"} <= set(names)
+    at.slider(key="sig_noise").set_value(0.5).run()
+    assert not at.exception
+    noise = [m for m in at.metric if m.label.startswith("True noise")]
+    assert noise and float(noise[0].value) > 0
+
+
+def test_attention_heatmaps_are_labelled(ckpt_dir):
+    at = open_page("pages/attention.py")
+    grid = next(s for s in specs(at) if any(t.get("name") == "causal mask" for t in s["data"]))
+    titles = axis_titles(grid)
+    assert "query patch (predicting)" in titles and "key patch (attended to)" in titles
+    assert at.dataframe, "top-3 sources table"
+
+
+def test_forecast_fan_chart_and_download(ckpt_dir):
+    at = open_page("pages/forecast.py")
+    names = [t.get("name") for t in specs(at)[0]["data"]]
+    assert {"50% band", "80% band", "95% band", "median", "held-out truth"} <= set(names)
+    assert at.get("download_button")
+    methods = list(at.dataframe[0].value.index)
+    assert {"naive", "linear"} <= set(methods)
+    at.slider(key="fc_horizon").set_value(1).run()
+    assert not at.exception
+
+
+def _tiny_training(at):
+    at.select_slider(key="tr_layers").set_value(1)
+    at.select_slider(key="tr_width").set_value(16)
+    at.number_input(key="tr_epochs").set_value(4)
+    at.number_input(key="tr_series").set_value(64)
+    at.number_input(key="tr_eval").set_value(2)
+    return at.run()
+
+
+def test_train_controls_advance_and_save(ckpt_dir):
+    at = _tiny_training(open_page("pages/train.py"))
+    at.button(key="tr_step").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    session = at.session_state["train_session"]
+    assert session.trainer.step == 2 and not session.running
+    first_loss = session.history[-1]["train_loss"]
+    assert first_loss is not None
+
+    at.button(key="tr_start").click().run()
+    for _ in range(5):
+        if not session.running:
+            break
+        at.run()
+    assert session.trainer.step > 2
+    assert len(session.history) >= 2 and session.history[-1]["train_loss"] is not None
+    assert specs(at), "live charts"
+
+    at.text_input(key="tr_name").set_value("../bad name").run()
+    at.button(key="tr_save").click().run()
+    assert at.error and "invalid checkpoint name" in at.error[0].value
+    assert not list(ckpt_dir.glob("*.pt"))
+
+    at.text_input(key="tr_name").set_value("tiny run").run()
+    at.button(key="tr_save").click().run()
+    assert (ckpt_dir / "tiny-run.pt").is_file()
+    choice = at.selectbox(key="model_choice")
+    assert choice.value == f"file:{(ckpt_dir / 'tiny-run.pt').resolve()}"
+    assert "tiny-run" in at.sidebar.caption[0].value
+
+    # the saved run stays the active model on other pages
+    at.switch_page("pages/signals.py").run()
+    assert not at.exception
+    assert "tiny-run" in at.sidebar.caption[0].value
+
+    at.switch_page("pages/train.py").run()
+    at.button(key="tr_reset").click().run()
+    assert not at.session_state["train_session"].started
+
+
+def test_two_sessions_never_share_a_run(ckpt_dir):
+    a = _tiny_training(open_page("pages/train.py"))
+    b = open_page("pages/train.py")
+    a.button(key="tr_step").click().run()
+    assert a.session_state["train_session"].started
+    assert not b.session_state["train_session"].started
+
+
+def test_bad_upload_is_an_error_not_a_traceback(ckpt_dir):
+    at = open_page("pages/overview.py")
+    at.selectbox(key="model_choice").set_value("upload").run()
+    at.file_uploader(key="model_upload").set_value(("evil.pt", b"not a checkpoint", "application/octet-stream"))
+    at.run()
+    assert not at.exception
+    assert at.error and "evil.pt" in at.error[0].value
+    assert "tiny-default" in at.sidebar.caption[0].value  # falls back to the default
+
+
+def test_good_upload_becomes_active(ckpt_dir, tiny_default):
+    at = open_page("pages/overview.py")
+    at.selectbox(key="model_choice").set_value("upload").run()
+    at.file_uploader(key="model_upload").set_value(("mine.pt", tiny_default.read_bytes(), "application/octet-stream"))
+    at.run()
+    assert not at.exception and not at.error
+    assert "mine.pt (uploaded)" in at.sidebar.caption[0].value
+
+
+def test_experiment_runs_with_progress(ckpt_dir):
+    at = open_page("pages/experiments.py")
+    at.radio(key="exp_kind").set_value("causal").run()
+    at.select_slider(key="exp_steps").set_value(20).run()
+    at.button(key="exp_run").click().run()
+    for _ in range(10):
+        if not at.session_state["exp_running"]:
+            break
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    run = at.session_state["exp_runs"]["causal"]
+    assert run.done and set(run.results) == {"causal (honest)", "causal=False (cheats)"}
+    assert len(specs(at)) == 3
