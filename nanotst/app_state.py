@@ -588,37 +588,27 @@ def forecast_vs_baselines(model: PatchForecaster, values: np.ndarray, horizon_pa
 class AttentionAnalysis:
     maps: np.ndarray            # (L, H, N, N) query x key
     rollout: np.ndarray         # (N, N) attention flow through all layers (residual included)
-    last_sources: np.ndarray    # (N,) what the last position's prediction draws on (rollout row)
-    top: list                   # per query patch: [(key patch, weight), ...] top 3 by rollout
+    last_sources: np.ndarray    # (N,) what the last prediction draws on (rollout row)
+    last_per_layer: np.ndarray  # (L, N) the last query's row per layer, heads averaged
+    top: list                   # per query patch: [(key patch, weight), ...] (last layer, heads averaged)
     values: np.ndarray          # the series the model saw
     causal: bool
 
 
-@torch.no_grad()
 def attention_analysis(model: PatchForecaster, values: np.ndarray, k: int = 3) -> AttentionAnalysis | None:
-    """Attention weights of every layer and head on one series; None for the attention-free rung.
-
-    Rollout (Abnar & Zuidema 2020): average the heads, add the identity for the residual path,
-    renormalize the rows, and multiply through the layers.
-    """
-    values = _fit_length(model, values)
-    pred = model(torch.as_tensor(values).unsqueeze(0), need_attention=True)
-    layers = [a for a in (pred.attention or []) if a is not None]
-    if not layers:
-        return None
-    maps = torch.stack([a[0] for a in layers]).numpy()          # (L, H, N, N)
-    N = maps.shape[-1]
-    rollout = np.eye(N)
-    for layer in maps:
-        a = 0.5 * layer.mean(axis=0) + 0.5 * np.eye(N)
-        a = a / a.sum(axis=-1, keepdims=True)
-        rollout = a @ rollout
-    top = []
-    for q in range(N):
-        order = np.argsort(-rollout[q])[:k]
-        top.append([(int(j), float(rollout[q, j])) for j in order])
-    return AttentionAnalysis(maps=maps, rollout=rollout, last_sources=rollout[-1], top=top,
-                             values=values, causal=model.config.causal)
+    """Everything the Attention page shows, from nanotst.inspect; None for the linear rung."""
+    from .inspect import (InspectError, attention_maps, attention_rollout, last_prediction_sources,
+                          top_sources)
+    try:
+        maps = attention_maps(model, values)
+    except InspectError:
+        if model.config.rung == "linear":
+            return None
+        raise
+    last = last_prediction_sources(maps)
+    return AttentionAnalysis(maps=maps.weights, rollout=attention_rollout(maps),
+                             last_sources=last.rollout, last_per_layer=last.per_layer,
+                             top=top_sources(maps, k), values=maps.context, causal=maps.causal)
 
 
 def top_sources_rows(a: AttentionAnalysis, patch_size: int) -> list[dict]:

@@ -24,9 +24,11 @@ L, H = a.maps.shape[:2]
 
 c1, c2 = st.columns([3, 2])
 with c1:
+    views = ["rollout (all layers)"] + [f"layer {i} (heads averaged)" for i in range(L)]
+    view = st.radio("Weights", views, horizontal=True, key="att_view")
+    w = a.last_sources if view == views[0] else a.last_per_layer[views.index(view) - 1]
     ui.chart(plots.attention_over_signal_figure(
-        a.values, a.last_sources, P,
-        title=f"What the last prediction (patch {len(a.last_sources)}) draws on: rollout weights"),
+        a.values, w, P, title=f"What the prediction of patch {len(w)} draws on ({view})"),
         key="att_signal")
 with c2:
     ui.chart(plots.attention_matrix_figure(a.rollout, P, a.causal), key="att_rollout")
@@ -41,5 +43,5 @@ if layers and heads:
                                              title="Attention weights (rows sum to 1)",
                                              layer_ids=layers, head_ids=heads), key="att_grid")
 
-st.subheader("Top-3 sources per patch (rollout)")
+st.subheader("Top-3 sources per patch (last layer, heads averaged)")
 st.dataframe(pd.DataFrame(A.top_sources_rows(a, P)).set_index("query patch"), width="stretch")
