@@ -1,0 +1,266 @@
+"""Checkpoints: save atomically, load safely, list what is there.
+
+A checkpoint is a plain dict of Python scalars, lists and tensors:
+
+    {"format": "nanotst-checkpoint", "version": 1, "model_config": {...}, "train_config": {...} | None,
+     "state_dict": {...}, "history": [...], "snapshots": [...], "data_spec": {...}, "metrics": {...},
+     "created": "2026-11-28T12:00:00+00:00", "name": ...}
+
+It is always loaded with torch.load(..., weights_only=True): a file that is not a valid checkpoint
+(random bytes, a truncated download, a pickle that would run code) gets a CheckpointError with a
+one-line message, never code execution.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import ConfigError, ModelConfig, TrainConfig
+from .model import PatchForecaster, build_model
+
+FORMAT = "nanotst-checkpoint"
+VERSION = 1
+MAX_BYTES = 200 * 1024 * 1024
+REQUIRED_KEYS = ("format", "version", "model_config", "state_dict")
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "default.pt"
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be saved or loaded; the one-line message says why."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: PatchForecaster            # in eval mode, on the CPU
+    model_config: ModelConfig
+    train_config: TrainConfig | None
+    history: list
+    snapshots: list
+    data_spec: dict | None
+    metrics: dict | None
+    path: str | None
+    name: str | None = None
+    created: str | None = None
+
+
+@dataclass
+class CheckpointInfo:
+    name: str
+    path: str
+    size: int
+    created: str | None = None
+    rung: str | None = None
+    params: int | None = None
+    grammar: dict | None = None
+    error: str | None = None          # set for a file that could not be loaded
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _plain(obj):
+    """Python scalars, lists and dicts only: what weights_only loading accepts back."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.ndarray, torch.Tensor)):
+        return _plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise CheckpointError(f"cannot store a {type(obj).__name__} in a checkpoint")
+
+
+def _one_line(err: BaseException, limit: int = 160) -> str:
+    text = str(err).strip().splitlines()
+    text = text[0] if text else type(err).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+# ---- save ----------------------------------------------------------------------------------------
+
+def save_checkpoint(path, model: PatchForecaster, train_config: TrainConfig | None = None,
+                    history: list | None = None, snapshots: list | None = None,
+                    data_spec: dict | None = None, metrics: dict | None = None,
+                    name: str | None = None) -> Path:
+    """Write a checkpoint atomically: a temp file in the same folder, then os.replace()."""
+    path = Path(path)
+    if metrics is None:
+        from .evaluate import grammar_eval
+        metrics = {"grammar": grammar_eval(model)}
+    payload = {
+        "format": FORMAT, "version": VERSION,
+        "model_config": model.config.to_dict(),
+        "train_config": None if train_config is None else _plain(train_config.to_dict()),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "history": _plain(history or []),
+        "snapshots": _plain(snapshots or []),
+        "data_spec": _plain(data_spec),
+        "metrics": _plain(metrics),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "name": name if name is not None else path.stem,
+    }
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise CheckpointError(f"cannot write to {folder}: {_one_line(err)}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)              # mkstemp makes 0600; a checkpoint is meant to be shared
+        os.replace(tmp, path)
+    except BaseException as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(err, Exception):
+            raise CheckpointError(f"could not save checkpoint {path}: {_one_line(err)}") from None
+        raise
+    return path
+
+
+# ---- load ----------------------------------------------------------------------------------------
+
+def _read_bytes(source, label: str, max_bytes: int) -> bytes:
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(source)
+        if not p.is_file():
+            raise CheckpointError(f"{label}: no such checkpoint file")
+        size = p.stat().st_size
+        if size > max_bytes:
+            raise CheckpointError(f"{label}: file is {size / 2**20:.0f} MB, over the {max_bytes / 2**20:.0f} MB limit")
+        try:
+            return p.read_bytes()
+        except OSError as err:
+            raise CheckpointError(f"{label}: cannot read: {_one_line(err)}") from None
+    data = source.read(max_bytes + 1)       # a file object (an upload): never read past the limit
+    if isinstance(data, str):
+        raise CheckpointError(f"{label}: open the checkpoint in binary mode")
+    if len(data) > max_bytes:
+        raise CheckpointError(f"{label}: file is over the {max_bytes / 2**20:.0f} MB limit")
+    return data
+
+
+def _load_reason(err: Exception) -> str:
+    """torch's weights_only errors are long; keep the line that says what was refused."""
+    text = str(err)
+    if "Weights only load failed" in text:
+        for line in text.splitlines()[1:]:
+            line = line.strip()
+            if line and not line.startswith(("Please file", "Check the documentation", "WeightsUnpickler error: ")):
+                return f"refused unsafe or unknown content: {_one_line(ValueError(line), 100)}"
+            if line.startswith("WeightsUnpickler error: ") and len(line) > 24:
+                return f"refused unsafe or unknown content: {_one_line(ValueError(line[24:]), 100)}"
+        return "refused unsafe or unknown content"
+    return f"{type(err).__name__}: {_one_line(err, 100)}"
+
+
+def _check_weights(model: PatchForecaster, state: dict, label: str) -> None:
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{label}: state_dict is not a dict of tensors")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing:
+        raise CheckpointError(f"{label}: weights do not fit the config: {len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        raise CheckpointError(f"{label}: weights do not fit the config: {len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    for k, v in expected.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise CheckpointError(f"{label}: weights do not fit the config: {k} has shape "
+                                  f"{tuple(state[k].shape)}, expected {tuple(v.shape)}")
+        if not state[k].is_floating_point() or not torch.isfinite(state[k]).all():
+            raise CheckpointError(f"{label}: weight {k} is not finite floating point")
+
+
+def load_checkpoint(source, max_bytes: int = MAX_BYTES) -> LoadedCheckpoint:
+    """Load a checkpoint from a path or a binary file object, refusing anything not valid."""
+    is_path = isinstance(source, (str, os.PathLike))
+    label = str(source) if is_path else str(getattr(source, "name", "uploaded checkpoint"))
+    data = _read_bytes(source, label, max_bytes)
+    try:
+        with warnings.catch_warnings():   # odd pickles warn before they are refused; the error says enough
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{label}: not a readable NanoTST checkpoint ({_load_reason(err)})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{label}: not a NanoTST checkpoint (format tag missing)")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{label}: checkpoint is missing {', '.join(missing)}")
+    if ckpt["version"] != VERSION:
+        raise CheckpointError(f"{label}: checkpoint version {ckpt['version']!r} is not supported (expected {VERSION})")
+    try:
+        model_config = ModelConfig.from_dict(ckpt["model_config"])
+        tc = ckpt.get("train_config")
+        train_config = None if tc is None else TrainConfig.from_dict(tc)
+    except (ConfigError, TypeError) as err:
+        raise CheckpointError(f"{label}: invalid config: {_one_line(err)}") from None
+    model = build_model(model_config)
+    _check_weights(model, ckpt["state_dict"], label)
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return LoadedCheckpoint(model=model, model_config=model_config, train_config=train_config,
+                            history=list(ckpt.get("history") or []), snapshots=list(ckpt.get("snapshots") or []),
+                            data_spec=ckpt.get("data_spec"), metrics=ckpt.get("metrics"),
+                            path=str(source) if is_path else None, name=ckpt.get("name"),
+                            created=ckpt.get("created"))
+
+
+def list_checkpoints(folder=CHECKPOINT_DIR) -> list[CheckpointInfo]:
+    """Every *.pt in folder, sorted by name; files that fail to load are listed with an error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    infos = []
+    for p in sorted(folder.glob("*.pt")):
+        info = CheckpointInfo(name=p.stem, path=str(p), size=p.stat().st_size)
+        try:
+            ck = load_checkpoint(p)
+        except CheckpointError as err:
+            info.error = str(err)
+        else:
+            info.created = ck.created
+            info.rung = ck.model_config.rung
+            info.params = ck.model.num_params()
+            info.grammar = (ck.metrics or {}).get("grammar")
+        infos.append(info)
+    return infos
+
+
+def safe_checkpoint_path(folder, name: str) -> Path:
+    """A user-given name -> folder/<name>.pt, refusing anything that could escape folder."""
+    if not isinstance(name, str):
+        raise CheckpointError("checkpoint name must be text")
+    clean = name.strip().replace(" ", "-")
+    if clean.endswith(".pt"):
+        clean = clean[:-3]
+    if not clean:
+        raise CheckpointError("checkpoint name is empty")
+    if len(clean) > 100 or ".." in clean or not _NAME_RE.match(clean):
+        raise CheckpointError(f"invalid checkpoint name {name!r}: use letters, digits, - _ . only")
+    folder = Path(folder).resolve()
+    path = (folder / f"{clean}.pt").resolve()
+    if path.parent != folder:
+        raise CheckpointError(f"invalid checkpoint name {name!r}")
+    return path

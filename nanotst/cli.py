@@ -1,0 +1,223 @@
+"""Command line: python -m nanotst train | evaluate.
+
+Each subcommand is an `add_<name>(subparsers)` that registers its flags and a `cmd_<name>(args)`
+that does the work; add new subcommands (forecast, backtest) in the same style and list them in
+SUBCOMMANDS. Expected failures (bad flags, bad files, bad configs) exit with code 2 and one line on
+stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+
+from .checkpoints import CHECKPOINT_DIR, CheckpointError, load_checkpoint, save_checkpoint
+from .config import ConfigError, ModelConfig, TrainConfig
+from .data import MIXES, SignalError
+
+EXPECTED_ERRORS = (ConfigError, SignalError, CheckpointError, OSError)
+
+
+class CLIError(Exception):
+    """A user error found by the CLI itself; exit code 2."""
+
+
+def parse_mix(text: str):
+    """'all' -> 'all'; 'flat=1,sine_low=2' -> {'flat': 1.0, 'sine_low': 2.0}."""
+    text = text.strip()
+    if "=" not in text:
+        return text
+    mix = {}
+    for part in text.split(","):
+        name, sep, weight = part.partition("=")
+        try:
+            mix[name.strip()] = float(weight)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad mix weight in {part.strip()!r}") from None
+    return mix
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+# ---- train ---------------------------------------------------------------------------------------
+
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model (default: the original 2000 series x 100 epochs job)")
+    m, t = ModelConfig(), TrainConfig()
+    g = p.add_argument_group("model")
+    g.add_argument("--rung", default=m.rung, help="linear | attention | transformer | nanotst")
+    for name in ("context_length", "patch_size", "d_model", "n_heads", "n_layers", "ffn_mult"):
+        g.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(m, name))
+    g.add_argument("--dropout", type=float, default=m.dropout)
+    g.add_argument("--min-sigma", type=float, default=m.min_sigma)
+    g.add_argument("--no-causal", action="store_true", help="let patches see the future (the cheating experiment)")
+    g = p.add_argument_group("training")
+    for name in ("n_series", "epochs", "batch_size", "seed"):
+        g.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(t, name))
+    for name in ("lr", "weight_decay", "grad_clip", "val_fraction"):
+        g.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(t, name))
+    g.add_argument("--mix", type=parse_mix, default=t.mix,
+                   help=f"a preset ({', '.join(MIXES)}) or weights like flat=1,sine_low=2")
+    g = p.add_argument_group("run")
+    g.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default: one epoch)")
+    g.add_argument("--snapshot-every", type=int, default=None, help="steps between prediction snapshots")
+    g.add_argument("--max-seconds", type=_positive_float, default=None, help="stop after this much training time")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
+    g.add_argument("--out", type=Path, default=None, help="checkpoint path (default checkpoints/run-<time>.pt)")
+    g.add_argument("--report", type=Path, default=None, help="HTML report path (default: next to the checkpoint)")
+    g.add_argument("--no-report", action="store_true")
+    g.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=cmd_train)
+
+
+def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
+    m = {f.name: getattr(args, f.name) for f in fields(ModelConfig) if f.name != "causal"}
+    t = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    return ModelConfig(causal=not args.no_causal, **m), TrainConfig(**t)
+
+
+def _progress(trainer, start: float) -> str:
+    h = trainer.history[-1] if trainer.history else {}
+    g = h.get("grammar") or {}
+    gram = " ".join(f"{k}={v['mse']:.3g}" for k, v in g.items())
+    loss = h.get("train_loss")
+    val = h.get("val_loss")
+    return (f"epoch {trainer.step / trainer.steps_per_epoch:6.2f}/{trainer.train_config.epochs} "
+            f"step {trainer.step}/{trainer.total_steps} "
+            f"loss {'-' if loss is None else f'{loss:.4f}'} val {'-' if val is None else f'{val:.4f}'} "
+            f"mse[{gram}] {time.perf_counter() - start:.0f}s")
+
+
+def cmd_train(args) -> int:
+    import torch
+    from .train import Trainer
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CLIError("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
+    model_config, train_config = configs_from_args(args)
+    out = args.out or CHECKPOINT_DIR / f"run-{datetime.now().strftime('%Y%m%d-%H%M%S')}.pt"
+    if out.suffix != ".pt":
+        raise CLIError(f"--out must end in .pt, got {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)      # fail before training, not after
+    if not os.access(out.parent, os.W_OK):
+        raise CLIError(f"cannot write to {out.parent}")
+    trainer = Trainer(model_config, train_config, eval_every=args.eval_every, snapshot_every=args.snapshot_every)
+
+    interrupted = []
+    def on_sigint(signum, frame):          # first Ctrl-C: stop after this chunk and save
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(True)
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    start = time.perf_counter()
+    tty = sys.stderr.isatty()
+    last_print = 0.0
+    try:
+        while not trainer.done:
+            trainer.run(20)
+            if interrupted:
+                trainer.stop("interrupted (Ctrl-C)")
+            elif args.max_seconds is not None and trainer.elapsed >= args.max_seconds:
+                trainer.stop(f"time limit of {args.max_seconds:g} s")
+            now = time.perf_counter()
+            if not args.quiet and (now - last_print > (0.5 if tty else 10) or trainer.done):
+                line = _progress(trainer, start)
+                print(("\r" + line + "\033[K") if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+                last_print = now
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not args.quiet and tty:
+        print(file=sys.stderr)
+    print(f"{trainer.stop_reason}: {trainer.step} steps, {trainer.elapsed:.1f} s of training", file=sys.stderr)
+
+    metrics = trainer.metrics()
+    save_checkpoint(out, trainer.model, train_config, trainer.history, trainer.snapshots,
+                    trainer.data_spec(), metrics)
+    print(f"saved {out}", file=sys.stderr)
+    if not args.no_report:
+        from .report import write_report
+        report = args.report or out.with_suffix(".html")
+        write_report(report, trainer.history, trainer.snapshots, model=trainer.model,
+                     title=f"NanoTST training: {out.name}", meta=trainer.summary())
+        print(f"report {report}", file=sys.stderr)
+    return 0
+
+
+# ---- evaluate ------------------------------------------------------------------------------------
+
+def add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="grammar eval of a checkpoint")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def evaluate_checkpoint(path) -> dict:
+    from .evaluate import grammar_eval
+    from .train import grammar_noise_floor
+    ck = load_checkpoint(path)
+    cfg = ck.model_config
+    history = ck.history
+    return {"checkpoint": str(path), "rung": cfg.rung, "params": ck.model.num_params(),
+            "model_config": cfg.to_dict(),
+            "train_config": None if ck.train_config is None else ck.train_config.to_dict(),
+            "trained_steps": history[-1]["step"] if history else None,
+            "train_seconds": history[-1].get("elapsed") if history else None,
+            "grammar": grammar_eval(ck.model),
+            "noise_floor": grammar_noise_floor(cfg.context_length)}
+
+
+def cmd_evaluate(args) -> int:
+    result = evaluate_checkpoint(args.checkpoint)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{result['checkpoint']}: {result['rung']}, {result['params']:,} params, "
+          f"{result['trained_steps']} steps")
+    print(f"{'case':8} {'mse':>10} {'sigma':>8} {'floor':>8}")
+    for case, r in result["grammar"].items():
+        sigma = "-" if r["sigma"] is None else f"{r['sigma']:.4f}"
+        print(f"{case:8} {r['mse']:10.5f} {sigma:>8} {result['noise_floor'][case]:8.4f}")
+    return 0
+
+
+# ---- entry point ---------------------------------------------------------------------------------
+
+SUBCOMMANDS = (add_train, add_evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nanotst", description="NanoTST: a tiny time-series transformer")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CLIError, *EXPECTED_ERRORS) as err:
+        message = str(err).strip().splitlines()
+        print(f"error: {message[0] if message else type(err).__name__}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

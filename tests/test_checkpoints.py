@@ -1,0 +1,178 @@
+"""Checkpoints: round trip, atomic writes, safe names, and every refusal."""
+import io
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from nanotst.checkpoints import (DEFAULT_CHECKPOINT, CheckpointError, list_checkpoints, load_checkpoint,
+                                 safe_checkpoint_path, save_checkpoint)
+from nanotst.config import ModelConfig, TrainConfig
+from nanotst.model import build_model
+from nanotst.train import Trainer
+
+TINY = ModelConfig(context_length=64, patch_size=8, d_model=16, n_heads=2, n_layers=1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    t = Trainer(TINY, TrainConfig(n_series=32, epochs=2, batch_size=16, mix={"flat": 1, "sine_low": 2}),
+                device="cpu")
+    t.run(100)
+    path = tmp_path_factory.mktemp("ck") / "tiny.pt"
+    save_checkpoint(path, t.model, t.train_config, t.history, t.snapshots, t.data_spec(), t.metrics())
+    return t, path
+
+
+def _one_line(err):
+    msg = str(err.value)
+    assert "\n" not in msg and len(msg) < 300
+    return msg
+
+
+def test_round_trip_same_predictions(trained):
+    t, path = trained
+    ck = load_checkpoint(path)
+    assert ck.model_config == TINY and ck.train_config == t.train_config
+    assert not ck.model.training
+    assert ck.history == t.history and ck.snapshots == t.snapshots
+    assert ck.data_spec["mix"] == t.data_spec()["mix"] and ck.metrics["grammar"]
+    x = torch.randn(3, 64)
+    t.model.eval()
+    with torch.no_grad():
+        a, b = t.model(x), ck.model(x)
+    assert torch.equal(a.mu, b.mu) and torch.equal(a.sigma, b.sigma)
+    with open(path, "rb") as f:                       # a file object (an upload) works too
+        assert load_checkpoint(f).model_config == TINY
+    assert load_checkpoint(io.BytesIO(path.read_bytes())).path is None
+
+
+def test_atomic_write_leaves_no_temp_and_failed_save_keeps_old_file(trained, tmp_path):
+    t, _ = trained
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, t.model, metrics={"grammar": {}})
+    before = path.read_bytes()
+    assert os.listdir(tmp_path) == ["model.pt"]
+    with pytest.raises(CheckpointError):
+        save_checkpoint(path, t.model, history=[{"bad": object()}], metrics={})
+    with pytest.raises(CheckpointError):
+        save_checkpoint(path, t.model, metrics={"f": lambda: 1})
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.pt"]
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_malicious_pickle_does_not_run(tmp_path):
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "evil.pt"
+    torch.save({"format": "nanotst-checkpoint", "payload": _Evil(str(marker))}, bad)
+    assert not marker.exists()
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(bad)
+    assert not marker.exists()
+    assert "not a readable NanoTST checkpoint" in _one_line(err)
+    plain = tmp_path / "evil.pkl"                  # a bare pickle, not a torch zip
+    plain.write_bytes(pickle.dumps(_Evil(str(marker))))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(plain)
+    assert not marker.exists()
+
+
+def test_refuses_missing_truncated_random_and_oversized(trained, tmp_path):
+    _, path = trained
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(tmp_path / "nope.pt")
+    assert "no such checkpoint" in _one_line(err)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(cut)
+    _one_line(err)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(os.urandom(4096))
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(junk)
+    _one_line(err)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path, max_bytes=1000)
+    assert "limit" in _one_line(err)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(io.BytesIO(path.read_bytes()), max_bytes=1000)
+
+
+def _tamper(path, tmp_path, edit):
+    ck = torch.load(path, weights_only=True)
+    edit(ck)
+    out = tmp_path / "tampered.pt"
+    torch.save(ck, out)
+    return out
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda c: c.update(format="something-else"), "format"),
+    (lambda c: c.pop("state_dict"), "missing state_dict"),
+    (lambda c: c.update(version=99), "version"),
+    (lambda c: c["model_config"].update(d_model=15), "invalid config"),
+    (lambda c: c["model_config"].update(bogus=1), "invalid config"),
+    (lambda c: c["train_config"].update(mix="nope"), "invalid config"),
+    (lambda c: c["model_config"].update(d_model=32), "do not fit"),
+    (lambda c: c["state_dict"].pop("head.weight"), "missing"),
+    (lambda c: c["state_dict"].update(extra=torch.zeros(2)), "unexpected"),
+    (lambda c: c["state_dict"]["head.weight"].fill_(float("nan")), "not finite"),
+])
+def test_refuses_bad_contents(trained, tmp_path, edit, expect):
+    _, path = trained
+    bad = _tamper(path, tmp_path, edit)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(bad)
+    assert expect in _one_line(err)
+    torch.save([1, 2, 3], bad)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(bad)
+
+
+def test_list_checkpoints_flags_bad_files(trained, tmp_path):
+    t, path = trained
+    save_checkpoint(tmp_path / "good.pt", t.model, metrics=t.metrics())
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "notes.txt").write_text("ignored")
+    infos = list_checkpoints(tmp_path)
+    assert [i.name for i in infos] == ["bad", "good"]
+    bad, good = infos
+    assert not bad.ok and bad.error and bad.rung is None
+    assert good.ok and good.rung == "nanotst" and good.params == t.model.num_params()
+    assert good.grammar and good.created and good.size > 0
+    assert list_checkpoints(tmp_path / "missing") == []
+
+
+def test_safe_checkpoint_path(tmp_path):
+    assert safe_checkpoint_path(tmp_path, "my-run_1") == (tmp_path / "my-run_1.pt").resolve()
+    assert safe_checkpoint_path(tmp_path, "v1.2.pt") == (tmp_path / "v1.2.pt").resolve()
+    assert safe_checkpoint_path(tmp_path, " my run ").name == "my-run.pt"
+    for bad in ["", "   ", ".pt", "../evil", "a/b", "a\\b", "..", "x..y", "/etc/passwd", ".hidden",
+                "-flag", "na\x00me", "é", "a" * 200, "C:evil"]:
+        with pytest.raises(CheckpointError):
+            safe_checkpoint_path(tmp_path, bad)
+
+
+def test_default_checkpoint_path_is_package_relative():
+    assert DEFAULT_CHECKPOINT.is_absolute()
+    assert DEFAULT_CHECKPOINT.parent.name == "checkpoints"
+    assert (DEFAULT_CHECKPOINT.parent.parent / "nanotst" / "checkpoints.py").exists()
