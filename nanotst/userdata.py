@@ -1,0 +1,338 @@
+"""A user's own series: read a CSV or pasted numbers, check them, and backtest the model on them.
+
+Every problem with the input becomes a DataError with a one-line message that says what is wrong
+and what to do, so the CLI and the app can show it as it is. Whatever was changed silently
+(a delimiter sniffed, missing values filled, a header guessed) is listed in UserSeries.notes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from .evaluate import detect_period, naive_forecast, score_forecast, seasonal_naive_forecast
+from .forecast import forecast
+from .model import PatchForecaster
+
+FILLS = (None, "interpolate")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$", re.I)
+_COMMA_DECIMAL = re.compile(r"^[+-]?\d+,\d+$")
+
+
+class DataError(ValueError):
+    """The user's data cannot be used as it is; the one-line message says why."""
+
+
+@dataclass
+class UserSeries:
+    """One numeric series from the user, ready to forecast."""
+    values: np.ndarray                 # (T,) float64, finite
+    name: str                          # the column's name ("pasted" for pasted values)
+    times: np.ndarray | None = None    # (T,) the time column's values, when there is one
+    time_name: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+def _read_text(source, max_bytes: int) -> str:
+    """Read a path or a file-like object (bytes or text), refusing more than max_bytes."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise DataError(f"file not found: {path}")
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise DataError(f"{os.path.basename(path)} is {size / 1e6:.1f} MB; the limit is "
+                            f"{max_bytes / 1e6:.1f} MB")
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    else:
+        raw = source.read(max_bytes + 1)
+        if len(raw) > max_bytes:
+            raise DataError(f"the file is over the {max_bytes / 1e6:.1f} MB limit")
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raw = raw.decode("latin-1")
+    if not raw.strip():
+        raise DataError("the file is empty")
+    return raw
+
+
+def _sniff_delimiter(text: str) -> str:
+    sample = "\n".join(text.splitlines()[:50])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _is_number(token: str) -> bool:
+    return bool(_NUMBER.match(token.strip()))
+
+
+def _parse_table(text: str, notes: list[str]) -> pd.DataFrame:
+    sep = _sniff_delimiter(text)
+    if sep != ",":
+        notes.append(f"read the file as {'tab' if sep == chr(9) else repr(sep)}-separated")
+    first = next(line for line in text.splitlines() if line.strip())
+    header = not all(_is_number(tok) for tok in first.split(sep) if tok.strip())
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, header=0 if header else None,
+                            skipinitialspace=True, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        msg = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise DataError(f"could not read the file as CSV: {msg}") from None
+    if not header:
+        frame.columns = ["value"] if frame.shape[1] == 1 else [f"column {i + 1}" for i in frame.columns]
+        notes.append("the file has no header row; named the column(s) "
+                     + ", ".join(map(str, frame.columns)))
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        raise DataError("the file has a header but no data rows")
+    return frame
+
+
+_MISSING = {"", "na", "nan", "n/a", "null", "none", "-", "?"}
+
+
+def _numeric_share(col: pd.Series) -> float:
+    """Share of the non-missing cells that are numbers (decimal points or decimal commas)."""
+    cells = col.str.strip()
+    cells = cells[~cells.str.lower().isin(_MISSING)]
+    if cells.empty:
+        return 0.0
+    ok = cells.map(lambda c: _is_number(c) or bool(_COMMA_DECIMAL.match(c)))
+    return float(ok.mean())
+
+
+def _to_float(col: pd.Series, name: str, header_lines: int) -> np.ndarray:
+    """Text cells to float64; missing markers to NaN; text is an error naming its line."""
+    out = np.empty(len(col))
+    for i, cell in enumerate(col.str.strip()):
+        if cell.lower() in _MISSING:
+            out[i] = np.nan
+        elif _is_number(cell):
+            out[i] = float(cell)
+        elif _COMMA_DECIMAL.match(cell):
+            out[i] = float(cell.replace(",", "."))
+        else:
+            raise DataError(f"column {name!r} has text {cell[:30]!r} at line {i + 1 + header_lines} "
+                            f"of the file; it must hold numbers only")
+    return out
+
+
+def _wrong_delimiter_hint(frame: pd.DataFrame) -> str | None:
+    """A one-column table whose cells hold another separator was split wrongly."""
+    if frame.shape[1] != 1:
+        return None
+    cells = frame.iloc[:, 0].head(20).astype(str)
+    for sep in (";", "\t", "|", ","):
+        if len(cells) and cells.str.contains(re.escape(sep)).all():
+            return sep
+    return None
+
+
+def _find_time_column(frame: pd.DataFrame, exclude: set[str]) -> str | None:
+    """The first non-numeric column that parses completely as dates."""
+    for name in frame.columns:
+        if name in exclude or _numeric_share(frame[name]) > 0.5:
+            continue
+        try:
+            parsed = pd.to_datetime(frame[name], errors="coerce", format="mixed")
+        except (ValueError, TypeError):
+            continue
+        if parsed.notna().all():
+            return name
+    return None
+
+
+def _fill_missing(values: np.ndarray, name: str, fill: str | None, first_line: int,
+                  notes: list[str]) -> tuple[np.ndarray, int]:
+    """Returns (values, start): start is how many missing values were trimmed at the start."""
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return values, 0
+    if fill is None:
+        where = int(np.argmax(bad)) + first_line
+        raise DataError(f"column {name!r} has {int(bad.sum())} missing or infinite values "
+                        f"(first at line {where}); fill them with --fill interpolate")
+    if bad.all():
+        raise DataError(f"column {name!r} has no finite values")
+    good = np.flatnonzero(~bad)
+    start, end = good[0], good[-1] + 1
+    if start:
+        notes.append(f"trimmed {start} missing values at the start")
+    if end < len(values):
+        notes.append(f"trimmed {len(values) - end} missing values at the end")
+    values = values[start:end].copy()
+    bad = ~np.isfinite(values)
+    if bad.any():
+        idx = np.arange(len(values))
+        values[bad] = np.interp(idx[bad], idx[~bad], values[~bad])
+        notes.append(f"filled {int(bad.sum())} missing values by interpolation")
+    return values, int(start)
+
+
+def _check_length(n: int, patch_size: int) -> None:
+    if n < 2 * patch_size:
+        raise DataError(f"only {n} values; the model needs at least {2 * patch_size} "
+                        f"(2 patches of {patch_size})")
+
+
+def load_series_csv(path_or_buffer, column: str | None = None, time_column: str | None = None,
+                    fill: str | None = None, max_bytes: int = 10_000_000,
+                    patch_size: int = 32) -> UserSeries:
+    """Read one numeric column of a CSV file (a path, or a file-like object from an upload).
+
+    The delimiter (',', ';', tab, '|') is sniffed, a missing header row is detected, decimal
+    commas are read. column picks the series when there are several numeric columns;
+    time_column names the time axis (otherwise a column of dates is used if there is one).
+    fill="interpolate" trims missing values at the ends and interpolates the ones inside;
+    without it any missing or infinite value is an error.
+    """
+    if fill not in FILLS:
+        raise DataError(f"fill must be one of {', '.join(map(str, FILLS))}, got {fill!r}")
+    notes: list[str] = []
+    text = _read_text(path_or_buffer, max_bytes)
+    frame = _parse_table(text, notes)
+    header_lines = 0 if "no header row" in " ".join(notes) else 1
+    columns = list(frame.columns)
+    for wanted, what in ((column, "column"), (time_column, "time column")):
+        if wanted is not None and wanted not in columns:
+            raise DataError(f"unknown {what} {wanted!r}; the file has: {', '.join(columns)}")
+    if time_column is None:
+        time_column = _find_time_column(frame, {column} if column else set())
+        if time_column is not None:
+            notes.append(f"used {time_column!r} as the time column")
+    candidates = [c for c in columns if c != time_column and _numeric_share(frame[c]) >= 0.8]
+    if column is None:
+        if not candidates:
+            sep = _wrong_delimiter_hint(frame)
+            if sep is not None:
+                raise DataError(f"the file was read as one column but its lines contain {sep!r}: "
+                                f"is it {sep!r}-separated? Save it with one delimiter throughout")
+            raise DataError(f"no numeric column in the file (columns: {', '.join(columns)})")
+        if len(candidates) > 1:
+            raise DataError(f"several numeric columns ({', '.join(candidates)}); "
+                            f"choose one with --column")
+        column = candidates[0]
+    values = _to_float(frame[column], column, header_lines)
+    values, start = _fill_missing(values, column, fill, 1 + header_lines, notes)
+    _check_length(len(values), patch_size)
+    times = None
+    if time_column is not None:
+        times = frame[time_column].to_numpy()[start:start + len(values)]
+        parsed = pd.to_datetime(pd.Series(times), errors="coerce", format="mixed")
+        if parsed.notna().all():
+            times = parsed.to_numpy()
+    return UserSeries(values, column, times, time_column, notes)
+
+
+def parse_pasted_values(text: str, fill: str | None = None, patch_size: int = 32) -> UserSeries:
+    """Numbers pasted as text, separated by commas, semicolons, spaces or new lines.
+
+    Commas separate values, so write decimals with a point. Missing markers (NaN, NA, empty
+    between separators is skipped) follow the same fill rules as load_series_csv.
+    """
+    if fill not in FILLS:
+        raise DataError(f"fill must be one of {', '.join(map(str, FILLS))}, got {fill!r}")
+    tokens = [t for t in re.split(r"[,;\s]+", text or "") if t]
+    if not tokens:
+        raise DataError("nothing to read: paste numbers separated by commas, spaces or new lines")
+    values = np.empty(len(tokens))
+    for i, tok in enumerate(tokens):
+        if tok.lower() in _MISSING:
+            values[i] = np.nan
+        elif _is_number(tok):
+            values[i] = float(tok)
+        else:
+            raise DataError(f"{tok[:30]!r} (value {i + 1}) is not a number")
+    notes: list[str] = []
+    bad = ~np.isfinite(values)
+    if bad.any() and fill is None:
+        raise DataError(f"{int(bad.sum())} missing or infinite values (first is value "
+                        f"{int(np.argmax(bad)) + 1}); fill them with --fill interpolate")
+    values, _ = _fill_missing(values, "pasted", fill, 1, notes)
+    _check_length(len(values), patch_size)
+    return UserSeries(values, "pasted", notes=notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Backtest: hold out the end, forecast it, compare with baselines.
+
+@dataclass
+class BacktestResult:
+    """Scores of the model and the baselines on the last `horizon` values of a series."""
+    rows: list[dict]                  # one per method: method, mae, mase, crps, coverage_50/80/95
+    history: np.ndarray               # (T - H,)
+    truth: np.ndarray                 # (H,)
+    forecast: object                  # forecast.Forecast of the model, cut to H values
+    baselines: dict[str, np.ndarray]  # method -> (H,) point forecast
+    period: int                       # the seasonal period used for MASE and seasonal naive
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows).set_index("method")
+
+
+METRIC_COLUMNS = ("mae", "mase", "crps", "coverage_50", "coverage_80", "coverage_95")
+
+
+def backtest(model: PatchForecaster, values, horizon: int, period: int | None = None,
+             n_samples: int = 200, linear_model: PatchForecaster | None = None,
+             seed: int = 0) -> BacktestResult:
+    """Hold out the last `horizon` values, forecast them from the rest, score every method.
+
+    The model forecasts whole patches; the first `horizon` values are scored. MASE is scaled by
+    the in-sample seasonal naive MAE with `period` (detected by autocorrelation when None).
+    Point baselines (naive, seasonal naive, linear) have CRPS = MAE and no coverage (NaN).
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    P = model.config.patch_size
+    if not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise DataError(f"horizon must be a positive number of values, got {horizon!r}")
+    if len(values) - horizon < 2 * P:
+        raise DataError(f"holding out {horizon} values leaves {max(len(values) - horizon, 0)}; "
+                        f"the model needs at least {2 * P} before them")
+    history, truth = values[:-horizon], values[-horizon:]
+    if period is None:
+        period = detect_period(history)
+    if not 1 <= period <= len(history):
+        raise DataError(f"period must be between 1 and {len(history)}, got {period}")
+    k = math.ceil(horizon / P)
+    fc = forecast(model, history, k, n_samples=n_samples, seed=seed)
+    fc = _cut(fc, horizon)
+    baselines = {"naive": naive_forecast(history, horizon),
+                 f"seasonal naive (period {period})": seasonal_naive_forecast(history, horizon, period)}
+    if linear_model is not None:
+        lin = forecast(linear_model, history, math.ceil(horizon / linear_model.config.patch_size),
+                       n_samples=1, seed=seed)
+        baselines["linear baseline"] = lin.mean[:horizon]
+    name = type(model).__name__ if model.config.rung == "nanotst" else f"{model.config.rung} rung"
+    rows = [_row(name, score_forecast(truth, fc.samples if fc.probabilistic else fc.mean,
+                                      history, period))]
+    rows += [_row(m, score_forecast(truth, point, history, period)) for m, point in baselines.items()]
+    return BacktestResult(rows, history, truth, fc, baselines, int(period))
+
+
+def _row(method: str, scores: dict) -> dict:
+    return {"method": method, **{k: scores[k] for k in METRIC_COLUMNS}}
+
+
+def _cut(fc, horizon: int):
+    """The same forecast, keeping only the first `horizon` values."""
+    return replace(fc, samples=fc.samples[:, :horizon], mean=fc.mean[:horizon],
+                   median=fc.median[:horizon],
+                   quantiles={q: v[:horizon] for q, v in fc.quantiles.items()})
