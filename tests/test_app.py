@@ -90,7 +90,7 @@ def test_signals_designer_redraws_predictions(ckpt_dir):
 
 def test_attention_heatmaps_are_labelled(ckpt_dir):
     at = open_page("pages/attention.py")
-    grid = next(s for s in specs(at) if any(t.get("name") == "causal mask" for t in s["data"]))
+    grid = next(s for s in specs(at) if len(s["data"]) == 2 and s["data"][0]["type"] == "heatmap")
     titles = axis_titles(grid)
     assert "query patch (predicting)" in titles and "key patch (attended to)" in titles
     assert at.dataframe, "top-3 sources table"

@@ -87,18 +87,18 @@ def test_grammar_predictions_figure_has_a_panel_per_case():
 def test_attention_heatmaps_grey_out_the_future():
     maps = rng.random((2, 3, N, N))
     fig = plots.attention_heatmaps_figure(maps, P, causal=True)
-    heat = [t for t in fig.data if t.name != "causal mask"]
-    masks = [t for t in fig.data if t.name == "causal mask"]
-    assert len(heat) == 6 and len(masks) == 6
+    heat = list(fig.data)
+    assert len(heat) == 6 and fig.layout.plot_bgcolor == plots.MASK_COLOR  # grey shows through
     z = np.asarray(heat[0].z, dtype=float)
     assert np.isnan(z[0, 1]) and not np.isnan(z[1, 0])
     labels = _labels(fig)
     assert "key patch (attended to)" in labels.values()
     assert "query patch (predicting)" in labels.values()
-    assert "t 4–7" in heat[0].customdata[1][1][1]
+    assert list(heat[0].customdata[1][1]) == [4, 7, 4, 7]  # time range of query and key patch
+    assert "masked" in fig.layout.title.text
     fig = plots.attention_heatmaps_figure(maps, P, causal=False)
-    assert len(fig.data) == 6
-    assert len(plots.attention_matrix_figure(maps[0, 0], P).data) == 2
+    assert len(fig.data) == 6 and fig.layout.plot_bgcolor != plots.MASK_COLOR
+    assert len(plots.attention_matrix_figure(maps[0, 0], P).data) == 1
 
 
 def test_attention_over_signal_shades_every_patch():
