@@ -234,8 +234,8 @@ def grammar_predictions_figure(grammar: Mapping[str, Mapping], patch_size: int,
     cases = list(grammar)
     cols = 2 if len(cases) > 1 else 1
     rows = -(-len(cases) // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=cases, vertical_spacing=0.14,
-                        horizontal_spacing=0.08)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=cases, vertical_spacing=0.12,
+                        horizontal_spacing=0.08, shared_xaxes=True)
     for i, case in enumerate(cases):
         r, c = i // cols + 1, i % cols + 1
         g = grammar[case]
@@ -249,7 +249,8 @@ def grammar_predictions_figure(grammar: Mapping[str, Mapping], patch_size: int,
         fig.add_trace(go.Scatter(x=t, y=mu, mode="lines", name="predicted μ", legendgroup="mu",
                                  showlegend=first, line=dict(color=case_color(case, i), width=1.5)),
                       row=r, col=c)
-        fig.update_xaxes(title_text="time step", row=r, col=c)
+        if r == rows:
+            fig.update_xaxes(title_text="time step", row=r, col=c)
         fig.update_yaxes(title_text="normalized value", row=r, col=c)
     fig.update_layout(**{**LAYOUT, "height": height, "title": dict(text=title)})
     return fig

@@ -93,10 +93,10 @@ if session.error:
     st.error(session.error)
 
 
-@st.fragment(run_every=0.6 if session.running else None)
+@st.fragment(run_every=0.5 if session.running else None)
 def live():
     was_running = session.running
-    session.tick(0.45)
+    session.tick(0.7)
     s = session.status()
     total = s["total_steps"] or 1
     st.progress(min(1.0, s["step"] / total),
