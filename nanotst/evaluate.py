@@ -252,6 +252,14 @@ def fit_linear_baseline(data, config: ModelConfig | None = None, ridge: float = 
     return model.eval()
 
 
+def linear_baseline_forecast(model: LinearBaseline, history, horizon: int) -> np.ndarray:
+    """Point forecast of `horizon` values from a (fitted or trained) linear rung, rolled forward
+    patch by patch on the most recent context like any other rung."""
+    from .forecast import forecast
+    k = -(-horizon // model.config.patch_size)
+    return forecast(model, history, k, n_samples=1).mean[:horizon]
+
+
 # ---------------------------------------------------------------------------------------------
 # Scoring a forecast, and a whole model.
 

@@ -6,7 +6,8 @@ import torch
 from nanotst.config import ModelConfig
 from nanotst.evaluate import (central_interval, coverage, crps_gaussian, crps_samples,
                               crps_samples_per_step, detect_period, evaluate_model,
-                              fit_linear_baseline, gaussian_nll, interval_coverage, mae, mase,
+                              fit_linear_baseline, gaussian_nll, interval_coverage,
+                              linear_baseline_forecast, mae, mase,
                               mse, naive_forecast, score_forecast, seasonal_naive_forecast)
 from nanotst.model import build_model
 
@@ -115,6 +116,8 @@ def test_fit_linear_baseline_learns_a_persistent_sine():
     pred = model(x)
     target = ((x - pred.loc) / pred.scale).view_as(pred.mu)[:, 1:]
     assert torch.allclose(pred.mu[:, :-1], target, atol=1e-3)
+    future = linear_baseline_forecast(model, np.sin(2 * np.pi * t / 16), horizon=20)
+    np.testing.assert_allclose(future, np.sin(2 * np.pi * np.arange(640, 660) / 16), atol=1e-2)
     with pytest.raises(ValueError, match="at least 2 patches"):
         fit_linear_baseline(np.zeros(10), cfg)
 
