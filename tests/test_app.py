@@ -196,3 +196,21 @@ def test_experiment_runs_with_progress(ckpt_dir):
     run = at.session_state["exp_runs"]["causal"]
     assert run.done and set(run.results) == {"causal (honest)", "causal=False (cheats)"}
     assert len(specs(at)) == 3
+
+
+@pytest.mark.parametrize("rung", ["linear", "attention"])
+def test_analysis_pages_work_for_other_rungs(rung, tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(rung=rung, n_layers=1, d_model=16, n_heads=2, patch_size=64)).eval()
+    path = tmp_path / f"{rung}.pt"
+    save_checkpoint(path, model, name=rung)
+    monkeypatch.setenv(DEFAULT_CHECKPOINT_ENV, str(path))
+    monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    for page in ("pages/signals.py", "pages/attention.py", "pages/forecast.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert rung in at.sidebar.caption[0].value
+        if page == "pages/attention.py" and rung == "linear":
+            assert any("has no attention" in i.value for i in at.info)
