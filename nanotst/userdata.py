@@ -145,6 +145,15 @@ def _wrong_delimiter_hint(frame: pd.DataFrame) -> str | None:
     return None
 
 
+def _is_index_like(col: pd.Series) -> bool:
+    """Consecutive integers (0, 1, 2, ... or years): a row index, not a series to forecast."""
+    try:
+        v = pd.to_numeric(col.str.strip(), errors="raise").to_numpy(dtype=float)
+    except (ValueError, TypeError):
+        return False
+    return len(v) > 1 and bool(np.all(np.diff(v) == 1))
+
+
 def _find_time_column(frame: pd.DataFrame, exclude: set[str]) -> str | None:
     """The first non-numeric column that parses completely as dates."""
     for name in frame.columns:
@@ -218,6 +227,10 @@ def load_series_csv(path_or_buffer, column: str | None = None, time_column: str 
         if time_column is not None:
             notes.append(f"used {time_column!r} as the time column")
     candidates = [c for c in columns if c != time_column and _numeric_share(frame[c]) >= 0.8]
+    index_like = [c for c in candidates if _is_index_like(frame[c])]
+    if column is None and index_like and len(candidates) > len(index_like):
+        candidates = [c for c in candidates if c not in index_like]
+        notes.append(f"ignored the index-like column(s) {', '.join(map(repr, index_like))}")
     if column is None:
         if not candidates:
             sep = _wrong_delimiter_hint(frame)

@@ -68,9 +68,15 @@ def test_no_numeric_column(tmp_path):
 
 
 def test_several_numeric_columns_are_listed(tmp_path):
-    path = write(tmp_path, csv_of([(i, i * 2, i * 3) for i in range(20)], header="a,b,c"))
+    path = write(tmp_path, csv_of([(i % 4, i * 2, i * 3) for i in range(20)], header="a,b,c"))
     with pytest.raises(DataError, match=r"several numeric columns \(a, b, c\).*--column"):
         load(path)
+
+
+def test_an_index_column_is_not_a_candidate(tmp_path):
+    path = write(tmp_path, csv_of([(i, 1950 + i, i % 3) for i in range(20)], header=",year,v"))
+    s = load(path)
+    assert s.name == "v" and any("index-like" in n for n in s.notes)
 
 
 def test_unknown_column(tmp_path):
