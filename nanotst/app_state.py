@@ -501,6 +501,23 @@ class ExperimentRun:
         self.trainer = None
         self.index += 1
 
+    def headline(self) -> str | None:
+        """One sentence with the experiment's point, once every variant has finished."""
+        if not self.done or len(self.results) != len(self.variants):
+            return None
+        r = list(self.results.values())
+        names = list(self.results)
+        if self.kind == "generalization":
+            case = self.variants[0].test_cases[0]
+            a, b = r[0]["grammar"][case], r[1]["grammar"][case]
+            return (f"On the {case} case, “{names[1]}” has next-patch MSE {b:.4f} against {a:.4f} "
+                    f"for “{names[0]}” ({b / max(a, 1e-12):.1f}× the error).")
+        if self.kind == "causal":
+            return (f"“{names[1]}” ends at validation loss {r[1]['val_loss']:.3f} against "
+                    f"{r[0]['val_loss']:.3f} for “{names[0]}”: it reads the answer off the future.")
+        best = min(names, key=lambda n: self.results[n]["grammar"].get("sine", float("inf")))
+        return f"Lowest sine-case MSE after {self.steps} steps: “{best}”."
+
     def table(self) -> list[dict]:
         rows = []
         for name, r in self.results.items():

@@ -78,6 +78,8 @@ if not run.results:
     st.stop()
 state = "finished" if run.done else f"{len(run.results)} of {len(run.variants)} variants done"
 st.subheader(f"Results ({state}, {run.steps} steps each, {run.wall:.0f} s)")
+if run.headline():
+    st.success(run.headline())
 histories = {name: r["history"] for name, r in run.results.items()}
 c1, c2 = st.columns(2)
 with c1:

@@ -1,7 +1,6 @@
 """The app, page by page, with streamlit's AppTest: every page renders, the Train controls train,
 a saved run becomes selectable, a bad upload is an error message. A tiny model keeps it fast;
 checkpoints go to a temporary folder (NANOTST_CHECKPOINT_DIR), never to checkpoints/."""
-import io
 import json
 from pathlib import Path
 
@@ -196,6 +195,7 @@ def test_experiment_runs_with_progress(ckpt_dir):
     run = at.session_state["exp_runs"]["causal"]
     assert run.done and set(run.results) == {"causal (honest)", "causal=False (cheats)"}
     assert len(specs(at)) == 3
+    assert at.success and "reads the answer" in at.success[0].value
 
 
 @pytest.mark.parametrize("rung", ["linear", "attention"])

@@ -1,7 +1,6 @@
 """Each figure builder returns a labelled figure with the expected traces on small inputs."""
 import numpy as np
 import plotly.graph_objects as go
-import pytest
 
 from nanotst import plots
 
