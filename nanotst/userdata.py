@@ -154,6 +154,15 @@ def _is_index_like(col: pd.Series) -> bool:
     return len(v) > 1 and bool(np.all(np.diff(v) == 1))
 
 
+def _parse_times(col: pd.Series) -> np.ndarray:
+    """Numbers stay numbers (years, steps), dates become datetime64, anything else text."""
+    numbers = pd.to_numeric(col.str.strip(), errors="coerce")
+    if numbers.notna().all():
+        return numbers.to_numpy()
+    dates = pd.to_datetime(col, errors="coerce", format="mixed")
+    return dates.to_numpy() if dates.notna().all() else col.to_numpy()
+
+
 def _find_time_column(frame: pd.DataFrame, exclude: set[str]) -> str | None:
     """The first non-numeric column that parses completely as dates."""
     for name in frame.columns:
@@ -230,7 +239,11 @@ def load_series_csv(path_or_buffer, column: str | None = None, time_column: str 
     index_like = [c for c in candidates if _is_index_like(frame[c])]
     if column is None and index_like and len(candidates) > len(index_like):
         candidates = [c for c in candidates if c not in index_like]
-        notes.append(f"ignored the index-like column(s) {', '.join(map(repr, index_like))}")
+        if time_column is None and len(index_like) == 1:   # e.g. a year column
+            time_column = index_like[0]
+            notes.append(f"used {time_column!r} as the time column")
+        else:
+            notes.append(f"ignored the index-like column(s) {', '.join(map(repr, index_like))}")
     if column is None:
         if not candidates:
             sep = _wrong_delimiter_hint(frame)
@@ -247,10 +260,7 @@ def load_series_csv(path_or_buffer, column: str | None = None, time_column: str 
     _check_length(len(values), patch_size)
     times = None
     if time_column is not None:
-        times = frame[time_column].to_numpy()[start:start + len(values)]
-        parsed = pd.to_datetime(pd.Series(times), errors="coerce", format="mixed")
-        if parsed.notna().all():
-            times = parsed.to_numpy()
+        times = _parse_times(frame[time_column])[start:start + len(values)]
     return UserSeries(values, column, times, time_column, notes)
 
 

@@ -77,6 +77,8 @@ def test_an_index_column_is_not_a_candidate(tmp_path):
     path = write(tmp_path, csv_of([(i, 1950 + i, i % 3) for i in range(20)], header=",year,v"))
     s = load(path)
     assert s.name == "v" and any("index-like" in n for n in s.notes)
+    s = load(write(tmp_path, csv_of([(1950 + i, i % 3) for i in range(20)], header="year,v")))
+    assert s.name == "v" and s.time_name == "year" and s.times[0] == 1950
 
 
 def test_unknown_column(tmp_path):
