@@ -252,7 +252,9 @@ def grammar_predictions_figure(grammar: Mapping[str, Mapping], patch_size: int,
         if r == rows:
             fig.update_xaxes(title_text="time step", row=r, col=c)
         fig.update_yaxes(title_text="normalized value", row=r, col=c)
-    fig.update_layout(**{**LAYOUT, "height": height, "title": dict(text=title)})
+    fig.update_layout(**{**LAYOUT, "height": height, "title": dict(text=title),
+                         "legend": dict(orientation="h", x=0, xanchor="left", y=-0.12, yanchor="top"),
+                         "margin": dict(l=60, r=20, t=60, b=70)})
     return fig
 
 
