@@ -98,3 +98,62 @@ def test_forward_stores_nothing_on_the_module(tiny_config):
     assert before.keys() == after.keys()
     for module in model.modules():
         assert not any(isinstance(v, torch.Tensor) for k, v in vars(module).items() if not k.startswith("_"))
+
+
+# ---- fast paths (model.py internals; benchmarks/ measures what they buy) ---------------------
+
+def test_fast_dropout_keeps_one_minus_p_and_rescales():
+    from nanotst.model import dropout
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    y = dropout(x, 0.1, True)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.9) < 0.003
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.9))
+    assert dropout(x, 0.1, False) is x and dropout(x, 0.0, True) is x
+    # masks come from torch's default generator: manual_seed fixes them, and they differ per call
+    torch.manual_seed(1)
+    a, b = dropout(x[:1000], 0.5, True), dropout(x[:1000], 0.5, True)
+    torch.manual_seed(1)
+    torch.testing.assert_close(dropout(x[:1000], 0.5, True), a)
+    assert not torch.equal(a, b)
+
+
+def test_fast_dropout_backward_uses_the_same_mask():
+    from nanotst.model import dropout
+    x = torch.randn(64, 33, requires_grad=True)  # odd numel: the last 64-bit draw is half used
+    y = dropout(x, 0.3, True)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, (y != 0).float() / 0.7)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_training_mode_attention_paths_agree_without_dropout_masks(tiny_config, dropout):
+    # in training with dropout > 0 the explicit path runs; with p = 0 the masks are all ones, so
+    # the explicit path, SDPA and the eval model give one answer, and so do their gradients
+    model = make(tiny_config, dropout=0.0).train()
+    x = torch.randn(4, 64)
+    fast = model(x)
+    explicit = model(x, need_attention=True)
+    torch.testing.assert_close(fast.mu, explicit.mu, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast.sigma, explicit.sigma, atol=1e-5, rtol=1e-5)
+    grads = []
+    for need in (False, True):
+        model.zero_grad()
+        model.loss(model(x, need_attention=need), x).backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    # with dropout the training forward differs from eval, and a seed makes it repeatable
+    model = make(tiny_config, dropout=dropout).train()
+    torch.manual_seed(3)
+    a = model(x).mu
+    torch.manual_seed(3)
+    torch.testing.assert_close(model(x).mu, a)
+    assert dropout == 0.0 or not torch.allclose(a, model.eval()(x).mu)
+
+
+def test_the_causal_mask_buffer_is_not_in_checkpoints():
+    model = build_model(ModelConfig())
+    assert not any("future" in k for k in model.state_dict())
+    assert len(model.state_dict()) == len(list(model.parameters()))
