@@ -71,6 +71,7 @@ def add_train(sub) -> None:
         g.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(t, name))
     for name in ("lr", "weight_decay", "grad_clip", "val_fraction"):
         g.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(t, name))
+    g.add_argument("--lr-schedule", default=t.lr_schedule, help="constant | cosine (lr -> lr/10)")
     g.add_argument("--mix", type=parse_mix, default=t.mix,
                    help=f"a preset ({', '.join(MIXES)}) or weights like flat=1,sine_low=2")
     g = p.add_argument_group("run")

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, fields
 RUNGS = ("linear", "attention", "transformer", "nanotst")
 """The build ladder, in the order a learner meets it (see model.py)."""
 
+LR_SCHEDULES = ("constant", "cosine")
+
 
 class ConfigError(ValueError):
     """A config value is out of range; the message names the field."""
@@ -93,6 +95,7 @@ class TrainConfig:
     val_fraction: float = 0.1    # extra validation series, as a fraction of n_series
     seed: int = 0
     mix: str | dict = "all"      # a preset name from data.MIXES, or family -> weight
+    lr_schedule: str = "constant"  # or "cosine": decay from lr to lr/10 over the run
 
     def __post_init__(self):
         _positive_int(self, "n_series", "epochs", "batch_size")
@@ -105,6 +108,8 @@ class TrainConfig:
                  "val_fraction", f"must be in [0, 1], got {self.val_fraction!r}")
         _require(isinstance(self.seed, int) and not isinstance(self.seed, bool), "seed",
                  f"must be an integer, got {self.seed!r}")
+        _require(self.lr_schedule in LR_SCHEDULES, "lr_schedule",
+                 f"must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         from .data import SignalError, resolve_mix
         try:
             resolve_mix(self.mix)

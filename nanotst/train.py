@@ -213,7 +213,16 @@ class Trainer:
             self._perm = torch.randperm(len(self._train_x), generator=self._order_gen).to(self.device)
         return self._train_x[self._perm[i * bs:(i + 1) * bs]]
 
+    def lr_at(self, step: int) -> float:
+        tc = self.train_config
+        if tc.lr_schedule == "cosine":   # lr -> lr/10: a constant lr leaves the last weights noisy
+            return tc.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step / self.total_steps, 1.0))))
+        return tc.lr
+
     def _train_step(self) -> torch.Tensor:
+        if self.train_config.lr_schedule != "constant":
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr_at(self.step)
         x = self._batch()
         loss = self.model.loss(self.model(x), x)
         self.optimizer.zero_grad(set_to_none=True)
@@ -291,3 +300,14 @@ class Trainer:
 
     def _weights_finite(self) -> bool:
         return all(torch.isfinite(p).all() for p in self.model.parameters())
+
+
+def learning_order(history: list[dict], threshold: float = 0.05) -> list[dict]:
+    """When each grammar case first reached MSE < threshold: [{"case", "step", "epoch", "elapsed"}],
+    earliest first; cases that never got there are left out."""
+    first = {}
+    for h in history:
+        for case, r in (h.get("grammar") or {}).items():
+            if case not in first and r["mse"] < threshold:
+                first[case] = {"case": case, "step": h["step"], "epoch": h["epoch"], "elapsed": h["elapsed"]}
+    return sorted(first.values(), key=lambda r: r["step"])

@@ -6,7 +6,7 @@ import torch
 
 from nanotst.config import ConfigError, ModelConfig, TrainConfig
 from nanotst.model import build_model
-from nanotst.train import Trainer, grammar_noise_floor
+from nanotst.train import Trainer, grammar_noise_floor, learning_order
 
 TINY = ModelConfig(context_length=64, patch_size=8, d_model=16, n_heads=2, n_layers=1, dropout=0.1)
 
@@ -136,3 +136,21 @@ def test_noise_floor():
     floors = grammar_noise_floor()
     assert floors["flat"] == floors["line"] == floors["sine"] == 0
     assert 0.06 < floors["noisy"] < 0.09
+
+
+def test_learning_order():
+    g = lambda f, s: {"flat": {"mse": f}, "sine": {"mse": s}}
+    history = [{"step": 0, "epoch": 0, "elapsed": 0, "grammar": g(1, 1)},
+               {"step": 5, "epoch": 1, "elapsed": 1.5, "grammar": g(0.01, 0.5)},
+               {"step": 9, "epoch": 2, "elapsed": 3.0, "grammar": g(0.2, 0.04)}]
+    assert learning_order(history) == [{"case": "flat", "step": 5, "epoch": 1, "elapsed": 1.5},
+                                       {"case": "sine", "step": 9, "epoch": 2, "elapsed": 3.0}]
+    assert learning_order(history, threshold=0.001) == []
+
+
+def test_cosine_schedule_decays_to_a_tenth():
+    t = Trainer(TINY, tc(epochs=2, lr=1e-3, lr_schedule="cosine"), device="cpu")
+    assert t.lr_at(0) == pytest.approx(1e-3) and t.lr_at(t.total_steps) == pytest.approx(1e-4)
+    t.run(4)
+    assert t.optimizer.param_groups[0]["lr"] == pytest.approx(t.lr_at(3))
+    assert Trainer(TINY, tc(), device="cpu").lr_at(5) == 3e-3
