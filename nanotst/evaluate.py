@@ -163,6 +163,22 @@ def interval_coverage(y, samples, levels=INTERVAL_LEVELS) -> dict[float, float]:
     return {level: coverage(y, *central_interval(samples, level)) for level in levels}
 
 
+def pit_values(samples, y) -> np.ndarray:
+    """Probability integral transform of y (H,) under a sample forecast (M, H): per step, the
+    share of samples below y (ties count half). (H,) values in [0, 1].
+
+    For a calibrated forecast they are uniform on [0, 1]: a U-shaped histogram means intervals
+    too narrow (overconfident), a hump too wide, a slope a biased forecast.
+    """
+    samples = _arr(samples)
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    y = np.broadcast_to(_arr(y), samples.shape[1:])
+    below = np.mean(samples < y, axis=0)
+    ties = np.mean(samples == y, axis=0)
+    return below + 0.5 * ties
+
+
 # ---------------------------------------------------------------------------------------------
 # Baselines: point forecasts of horizon H from a 1-D history.
 

@@ -388,6 +388,114 @@ def metrics_bar_figure(scores: Mapping[str, Mapping[str, float]], metric: str,
     return fig
 
 
+
+# ---------------------------------------------------------------- a user's own series
+
+def _axis_x(x, n: int) -> np.ndarray:
+    return np.arange(n) if x is None else np.asarray(x)
+
+
+def _x_value(v):
+    """A plotly-friendly scalar for shapes: dates as ISO text, numbers as float."""
+    if isinstance(v, np.datetime64):
+        return str(np.datetime_as_string(v, unit="s"))
+    return float(v) if isinstance(v, (np.integer, np.floating)) else v
+
+
+def series_preview_figure(values: Sequence[float], x=None, title: str = "Preview",
+                          x_label: str = "time step", y_label: str = "value",
+                          height: int = 220) -> go.Figure:
+    """A small line chart of a series against its time column (or the step number)."""
+    values = np.asarray(values, dtype=float)
+    fig = _fig(title, x_label, y_label, height=height, margin=dict(l=50, r=10, t=40, b=40))
+    fig.add_trace(go.Scattergl(x=_axis_x(x, len(values)), y=values, mode="lines", name=y_label,
+                               line=dict(color=TARGET_COLOR, width=1.2)))
+    return fig
+
+
+def series_fan_chart_figure(history: Sequence[float], future_median: Sequence[float],
+                            bands: Mapping[int, tuple[np.ndarray, np.ndarray]],
+                            history_x=None, future_x=None, samples: np.ndarray | None = None,
+                            truth: Sequence[float] | None = None, title: str = "Forecast",
+                            x_label: str = "time step", y_label: str = "value",
+                            history_name: str = "series", height: int = 420) -> go.Figure:
+    """A series and its forecast on any x axis (steps, years or dates).
+
+    history (T,) at history_x (default 0..T-1); the forecast (median, bands {coverage%: (lo, hi)},
+    sample paths (n, H), optional truth (H,)) at future_x (default T..T+H-1). A dotted line marks
+    where the forecast starts.
+    """
+    history = np.asarray(history, dtype=float)
+    median = np.asarray(future_median, dtype=float)
+    hx = _axis_x(history_x, len(history))
+    fx = np.arange(len(history), len(history) + len(median)) if future_x is None else \
+        np.asarray(future_x)
+    fig = _fig(title, x_label, y_label, height=height)
+    fig.add_trace(go.Scatter(x=hx, y=history, mode="lines", name=history_name,
+                             line=dict(color=TARGET_COLOR, width=1.3)))
+    alphas = {50: 0.4, 80: 0.25, 95: 0.13}
+    for cov in sorted(bands, reverse=True):
+        lo, hi = bands[cov]
+        _band(fig, fx, lo, hi, f"{cov}% band", alphas.get(cov, 0.2))
+    if samples is not None:
+        for i, path in enumerate(np.asarray(samples, dtype=float)):
+            fig.add_trace(go.Scatter(x=fx, y=path, mode="lines", name="sample paths",
+                                     legendgroup="samples", showlegend=i == 0, opacity=0.5,
+                                     line=dict(color="#72B7B2", width=0.8)))
+    fig.add_trace(go.Scatter(x=fx, y=median, mode="lines", name="median",
+                             line=dict(color=MU_COLOR, width=2)))
+    if truth is not None:
+        fig.add_trace(go.Scatter(x=fx, y=np.asarray(truth, dtype=float), mode="lines",
+                                 name="held-out truth", line=dict(color="#54A24B", width=2, dash="dash")))
+    if len(hx):
+        fig.update_layout(shapes=[_vline(_x_value(hx[-1]), "#999999", "dot")])
+    return fig
+
+
+def coverage_figure(coverages: Mapping[str, Mapping[float, float]],
+                    title: str = "Calibration: band coverage vs nominal level",
+                    height: int = 320) -> go.Figure:
+    """Observed coverage of each central band against its nominal level, one marker series per
+    model ({name: {level: observed}}). On the diagonal is calibrated; below it, too narrow."""
+    fig = _fig(title, "nominal coverage of the band", "observed coverage (held-out values)",
+               height=height)
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="ideal (calibrated)",
+                             line=dict(color="#999999", dash="dash", width=1)))
+    for i, (name, cov) in enumerate(coverages.items()):
+        levels = sorted(cov)
+        fig.add_trace(go.Scatter(
+            x=levels, y=[cov[lv] for lv in levels], mode="markers+lines", name=name,
+            marker=dict(size=11, color=PALETTE[i % len(PALETTE)]), line=dict(width=1),
+            text=[f"{round(100 * lv)}% band" for lv in levels],
+            hovertemplate="%{text}: %{y:.0%} inside<extra>" + name + "</extra>"))
+    fig.update_xaxes(range=[0, 1.02], tickformat=".0%")
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    return fig
+
+
+def pit_histogram_figure(pits: Mapping[str, Sequence[float]], bins: int = 10,
+                         title: str = "PIT histogram of the held-out values",
+                         height: int = 320) -> go.Figure:
+    """Histogram of PIT values per model ({name: (H,) values in [0, 1]}) as densities, with the
+    flat line a calibrated forecast would give. U shape: overconfident; hump: too wide."""
+    fig = _fig(title, "PIT (share of sample paths below the truth)", "density",
+               height=height, barmode="group")
+    edges = np.linspace(0, 1, bins + 1)
+    centers = (edges[:-1] + edges[1:]) / 2
+    for i, (name, pit) in enumerate(pits.items()):
+        pit = np.asarray(pit, dtype=float)
+        counts, _ = np.histogram(np.clip(pit, 0, 1), bins=edges)
+        density = counts / max(len(pit), 1) * bins
+        fig.add_trace(go.Bar(x=centers, y=density, width=1 / bins / max(len(pits), 1), name=name,
+                             marker_color=PALETTE[i % len(PALETTE)], opacity=0.8,
+                             customdata=counts,
+                             hovertemplate="PIT %{x:.2f}: %{customdata} values<extra>" + name
+                                           + "</extra>"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[1, 1], mode="lines", name="uniform (calibrated)",
+                             line=dict(color="#999999", dash="dash", width=1)))
+    fig.update_xaxes(range=[0, 1])
+    return fig
+
 # ---------------------------------------------------------------- experiments
 
 def compare_losses_figure(runs: Mapping[str, Sequence[Mapping]], key: str = "val_loss",

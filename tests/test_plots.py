@@ -125,3 +125,32 @@ def test_compare_figures():
     fig = plots.compare_grammar_figure({"a": {"flat": 0.1, "sine": 0.3}, "b": {"flat": 0.2, "sine": 0.1}})
     assert _names(fig) == ["flat", "sine"]
     assert fig.data[0].marker.color == plots.CASE_COLORS["flat"]
+
+
+def test_series_fan_chart_on_a_date_axis():
+    hist_x = np.array(["2001-10-01", "2001-11-01", "2001-12-01"], dtype="datetime64[ns]")
+    fut_x = np.array(["2002-01-01", "2002-02-01"], dtype="datetime64[ns]")
+    bands = {50: (np.zeros(2), np.ones(2)), 95: (-np.ones(2), 2 * np.ones(2))}
+    fig = plots.series_fan_chart_figure([1.0, 2.0, 3.0], [3.5, 4.0], bands, hist_x, fut_x,
+                                        samples=np.ones((3, 2)), truth=[3.0, 4.0],
+                                        x_label="month", y_label="ppm", history_name="co2")
+    names = _names(fig)
+    assert {"co2", "50% band", "95% band", "median", "sample paths", "held-out truth"} <= set(names)
+    assert _labels(fig) == {"xaxis": "month", "yaxis": "ppm"}
+    assert str(fig.layout.shapes[0].x0).startswith("2001-12-01")
+    fig.to_json()
+    # no x given: steps, the forecast right after the history
+    fig = plots.series_fan_chart_figure([1.0, 2.0], [3.0], {80: (np.zeros(1), np.ones(1))})
+    assert list(fig.data[-1].x) == [2]
+
+
+def test_calibration_figures():
+    fig = plots.coverage_figure({"before": {0.5: 0.4, 0.8: 0.7, 0.95: 0.9}, "after": {0.5: 0.5}})
+    assert _names(fig) == ["ideal (calibrated)", "before", "after"]
+    assert list(fig.data[1].x) == [0.5, 0.8, 0.95] and list(fig.data[1].y) == [0.4, 0.7, 0.9]
+    assert _labels(fig)["xaxis"] == "nominal coverage of the band"
+    fig = plots.pit_histogram_figure({"model": (np.arange(100) + 0.5) / 100}, bins=10)
+    assert np.allclose(fig.data[0].y, 1.0)          # uniform PIT: density 1 everywhere
+    assert _labels(fig) == {"xaxis": "PIT (share of sample paths below the truth)", "yaxis": "density"}
+    prev = plots.series_preview_figure(np.arange(5.0), x=np.arange(2000, 2005), x_label="year")
+    assert _labels(prev)["xaxis"] == "year" and list(prev.data[0].x) == list(range(2000, 2005))
