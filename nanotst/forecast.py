@@ -211,18 +211,21 @@ def holdout_forecast(model: PatchForecaster, series, k_patches: int, n_samples: 
 
 
 if __name__ == "__main__":
-    # latency check: python -m nanotst.forecast  (median of many runs, default 0.8M model)
+    # latency check: python -m nanotst.forecast [threads]  (default 0.8M model, 100 paths x 64)
+    import sys
     import time
 
     from .config import ModelConfig
     from .model import build_model
+    if len(sys.argv) > 1:
+        torch.set_num_threads(int(sys.argv[1]))
     torch.manual_seed(0)
     net = build_model(ModelConfig()).eval()
     series = np.sin(np.arange(512) / 10.0)
     for _ in range(5):
         forecast(net, series, 2, n_samples=100)
     times = []
-    for _ in range(50):
+    for _ in range(100):
         t0 = time.perf_counter()
         forecast(net, series, 2, n_samples=100)
         times.append(time.perf_counter() - t0)
