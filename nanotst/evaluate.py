@@ -159,7 +159,18 @@ def central_interval(samples, level: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def interval_coverage(y, samples, levels=INTERVAL_LEVELS) -> dict[float, float]:
-    """Coverage of y by the central intervals of a sample forecast: level -> fraction inside."""
+    """Coverage of y by central intervals: level -> fraction inside.
+
+    samples: sample paths (M, H), or a quantile dict level -> (H,) such as Forecast.quantiles,
+    which must hold (1 - level) / 2 and (1 + level) / 2 for every level asked for.
+    """
+    if isinstance(samples, dict):
+        q = {round(float(k), 6): v for k, v in samples.items()}
+        try:
+            return {level: coverage(y, q[round((1 - level) / 2, 6)], q[round((1 + level) / 2, 6)])
+                    for level in levels}
+        except KeyError as err:
+            raise ValueError(f"the quantiles lack level {err.args[0]} for a central interval") from None
     return {level: coverage(y, *central_interval(samples, level)) for level in levels}
 
 

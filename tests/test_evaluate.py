@@ -74,6 +74,11 @@ def test_coverage_of_true_quantiles_is_nominal():
     cover = interval_coverage(y, rng.normal(size=(20000, 1)))
     for level, value in cover.items():
         assert value == pytest.approx(level, abs=0.02)
+    quantiles = {0.025: -1.96, 0.1: -1.2816, 0.25: -0.6745, 0.75: 0.6745, 0.9: 1.2816, 0.975: 1.96}
+    for level, value in interval_coverage(y, quantiles).items():
+        assert value == pytest.approx(level, abs=0.015)
+    with pytest.raises(ValueError, match="lack level"):
+        interval_coverage(y, {0.1: -1.0, 0.9: 1.0})
     lo, hi = central_interval(rng.normal(size=(20000, 1)), 0.95)
     assert lo[0] == pytest.approx(-1.96, abs=0.06) and hi[0] == pytest.approx(1.96, abs=0.06)
 
