@@ -5,14 +5,20 @@ Everything computational lives in nanotst.app_state and nanotst.plots.
 """
 from __future__ import annotations
 
+import io
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 import torch
 
 from nanotst import app_state as A
+from nanotst import plots
+from nanotst import userforecast as U
+from nanotst.userdata import DataError, load_series_csv, parse_pasted_values
 from nanotst.data import SPEC_KINDS, SignalError, SignalSpec
 
 UPLOAD = "upload"
@@ -202,3 +208,129 @@ def forecast(model_key: str, _model, values: np.ndarray, horizon: int, n_samples
 @st.cache_data(show_spinner=False, max_entries=64)
 def attention(model_key: str, _model, values: np.ndarray):
     return A.attention_analysis(_model, values)
+
+
+# ---------------------------------------------------------------- a user's own series
+
+AUTO, NO_TIME = "(automatic)", "(none: step numbers)"
+UPLOAD_CSV, PASTE = "Upload a CSV", "Paste values"
+MAX_CSV_MB = 10
+# the library's messages name the CLI's flags; the page says where the same switch is here
+_APP_HINTS = {"--fill interpolate": "Tick “Fill missing values by interpolation” above.",
+              "--column": "Pick the value column above."}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _csv_columns(data: bytes):
+    try:
+        columns, head = U.table_columns(io.BytesIO(data), MAX_CSV_MB * 1_000_000)
+        return columns, head, None
+    except DataError as err:
+        return None, None, str(err)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _load_csv(data: bytes | None, path: str | None, column, time_column, fill, patch_size: int):
+    """(UserSeries, None) or (None, the library's one-line message)."""
+    try:
+        source = path if path is not None else io.BytesIO(data)
+        return load_series_csv(source, column=column, time_column=time_column, fill=fill,
+                               max_bytes=MAX_CSV_MB * 1_000_000, patch_size=patch_size), None
+    except DataError as err:
+        return None, str(err)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _parse_pasted(text: str, fill, patch_size: int):
+    try:
+        return parse_pasted_values(text, fill=fill, patch_size=patch_size), None
+    except DataError as err:
+        return None, str(err)
+
+
+def data_error(message: str) -> None:
+    """A DataError as the library words it, plus where to change it in the app."""
+    st.error(message)
+    for flag, hint in _APP_HINTS.items():
+        if flag in message:
+            st.caption(hint)
+
+
+def user_series_picker(source: str, patch_size: int, key: str = "us"):
+    """An example file (source is one of userforecast.EXAMPLES) or the user's CSV / pasted values.
+
+    Shows the validation result (errors, notes) and a preview. Returns a userdata.UserSeries or
+    None (nothing given yet, or an error shown).
+    """
+    fill = "interpolate" if st.checkbox("Fill missing values by interpolation", key=f"{key}_fill",
+                                        help="Trims missing values at the ends and interpolates "
+                                             "the ones inside; otherwise they are an error.") else None
+    drop_times = False
+    if source in U.EXAMPLES:
+        series, error = _load_csv(None, str(U.example_path(source)), None, None, fill, patch_size)
+    elif st.radio("Input", [UPLOAD_CSV, PASTE], horizontal=True, key=f"{key}_input") == UPLOAD_CSV:
+        up = st.file_uploader("CSV file (one value column, optionally a time column)",
+                              type=["csv", "txt", "tsv"], key=f"{key}_csv", max_upload_size=MAX_CSV_MB)
+        if up is None:
+            st.caption(f"Comma, semicolon or tab separated; up to {MAX_CSV_MB} MB.")
+            return None
+        data = up.getvalue()
+        columns, _, error = _csv_columns(data)
+        if error is not None:
+            data_error(error)
+            return None
+        c1, c2 = st.columns(2)
+        column = c1.selectbox("Value column", [AUTO] + columns, key=f"{key}_col")
+        time_column = c2.selectbox("Time column (x axis)", [AUTO, NO_TIME] + columns,
+                                   key=f"{key}_tcol")
+        drop_times = time_column == NO_TIME
+        series, error = _load_csv(data, None, None if column == AUTO else column,
+                                  None if time_column in (AUTO, NO_TIME) else time_column,
+                                  fill, patch_size)
+    else:
+        text = st.text_area("Values, separated by commas, spaces or new lines", key=f"{key}_paste",
+                            height=110, placeholder="12.1, 13.4, 12.9, 14.2, …")
+        if not text.strip():
+            st.caption(f"Paste at least {2 * patch_size} numbers (decimals with a point).")
+            return None
+        series, error = _parse_pasted(text, fill, patch_size)
+    if error is not None:
+        data_error(error)
+        return None
+    if drop_times:
+        series = replace(series, times=None, time_name=None)
+    for note in series.notes:
+        st.info(note)
+    _preview(series, key)
+    return series
+
+
+def _preview(series, key: str) -> None:
+    x = series.times if U.usable_times(series.times) else None
+    c1, c2 = st.columns([1, 2])
+    with c1:
+        cols = {series.time_name: series.times[:6]} if series.times is not None else {}
+        cols[series.name] = series.values[:6]
+        st.dataframe(pd.DataFrame(cols), hide_index=True, width="stretch")
+        st.caption(f"{len(series)} values · min {series.values.min():.4g} · "
+                   f"max {series.values.max():.4g}")
+    with c2:
+        chart(plots.series_preview_figure(series.values, x, title=f"{series.name}: {len(series)} values",
+                                          x_label=series.time_name if x is not None else "time step",
+                                          y_label=series.name), key=f"{key}_preview")
+
+
+@st.cache_data(show_spinner="Backtesting and sampling forecast paths…", max_entries=32)
+def analyse_series(model_key: str, _model, values: np.ndarray, holdout: int, horizon: int,
+                   period: int | None, n_samples: int, tuned_key: str | None = None, _tuned=None):
+    """(userforecast.SeriesAnalysis, None) or (None, a one-line message)."""
+    try:
+        return U.analyse_series(_model, values, holdout, horizon, period, n_samples,
+                                tuned=_tuned), None
+    except (DataError, ValueError) as err:
+        return None, str(err)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def future_forecast(model_key: str, _model, values: np.ndarray, horizon: int, n_samples: int):
+    return U.future_forecast(_model, values, horizon, n_samples)

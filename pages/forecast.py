@@ -1,54 +1,180 @@
-"""Forecast: sample future paths, draw the fan chart against the held-out truth, compare with
-the naive, seasonal naive and linear baselines, download the numbers."""
+"""Forecast: a synthetic signal, a shipped example or the user's own series. Fan chart, backtest
+against the naive, seasonal naive and linear baselines, calibration (coverage per band, PIT),
+an optional fine-tune of a copy of the model, and the forecast as CSV."""
+import hashlib
+import time
+
 import pandas as pd
 import streamlit as st
 
 from nanotst import app_state as A
 from nanotst import plots
+from nanotst import userforecast as U
+from nanotst.userdata import DataError
 from pages import _common as ui
 
 active = ui.sidebar()
 cfg = active.config
+P = cfg.patch_size
+SYNTHETIC, OWN = "Synthetic signal", "Your own series"
 
 st.title("Forecast")
 st.markdown("The model forecasts whole patches autoregressively: it samples a next patch from its "
-            "Gaussian, appends it and goes on. Many sampled paths give the fan chart. The last "
-            "patches of the signal are held out, so you can see how the forecast compares with the "
-            "truth and with simple baselines.")
+            "Gaussian, appends it and goes on. Many sampled paths give the fan chart. Hold out the "
+            "end of a series to see how the forecast compares with the truth and with simple "
+            "baselines, and whether its bands are calibrated.")
+source = st.radio("Series", [SYNTHETIC, *U.EXAMPLES, OWN], horizontal=True, key="fc_series",
+                  help="The examples are real public-domain series shipped in examples/.")
 
-c = st.columns([3, 1, 1])
-with c[1]:
-    horizon = st.slider("Horizon (patches)", 1, 8, 2, key="fc_horizon")
-with c[2]:
-    n_samples = st.select_slider("Sample paths", [10, 50, 100, 200, 500], 100, key="fc_samples")
-with c[0]:
-    # Where a user's own series will come from: an uploaded CSV becomes one more signal source
-    # here (see pages/_common.signal_picker); the rest of the page works on any 1-D array.
-    signal = ui.signal_picker("fc", cfg.context_length + horizon * cfg.patch_size,
-                              default_source=A.PROBE, default_name="sine_low")
-show_paths = st.slider("Sample paths to draw", 0, 20, 5, key="fc_show")
 
-r = ui.forecast(active.key, active.model, signal.values, horizon, n_samples, 0)
-for note in r.notes:
-    st.caption(note)
-if not r.probabilistic:
-    st.info(f"The {cfg.rung} rung predicts no σ: every path is the same point forecast.")
-ui.chart(plots.fan_chart_figure(r.context, r.horizon_t, r.median, r.bands,
-                                samples=r.samples[:show_paths], truth=r.truth,
-                                title=f"Forecast of {signal.name}: {n_samples} paths, "
-                                      f"{horizon} patch(es) = {len(r.truth)} steps"), key="fc_fan")
+def calibration_section(cal: U.Calibration | None, after: U.Calibration | None = None) -> None:
+    st.subheader("Calibration on the held-out values")
+    if cal is None:
+        st.info(f"The {cfg.rung} rung predicts no σ: its forecast has no spread to calibrate.")
+        return
+    cov, pit = {"NanoTST": cal.coverage}, {"NanoTST": cal.pit}
+    if after is not None:
+        cov[U.AFTER_FINE_TUNE], pit[U.AFTER_FINE_TUNE] = after.coverage, after.pit
+    c1, c2 = st.columns(2)
+    with c1:
+        ui.chart(plots.coverage_figure(cov), key="fc_coverage")
+    with c2:
+        ui.chart(plots.pit_histogram_figure(pit, bins=min(10, max(4, len(cal.pit) // 4))), key="fc_pit")
+    st.caption(f"{len(cal.pit)} held-out values. A calibrated forecast's points sit on the diagonal "
+               "and its PIT histogram is flat; below the diagonal / a U shape: bands too narrow. "
+               "Neighbouring values are correlated, so a short holdout gives a rough picture.")
 
-st.subheader("Against the baselines")
-table = pd.DataFrame(r.table()).set_index("method")
-c1, c2 = st.columns([3, 2])
-with c1:
-    st.dataframe(table.style.format("{:.3f}", na_rep="–"), width="stretch")
-    st.caption(f"Lower is better for MAE, MSE, MASE and CRPS; a calibrated model's coverage_80 is "
-               f"near 0.8. MASE is scaled by the seasonal naive error with period {r.period} "
-               "(detected from the context). Baselines are point forecasts, so no coverage.")
-with c2:
-    metric = st.radio("Metric", ["mae", "mse", "mase", "crps"], horizontal=True, key="fc_metric")
-    ui.chart(plots.metrics_bar_figure(table.to_dict("index"), metric), key="fc_bars")
 
-st.download_button("Download forecast CSV", data=r.csv(), file_name="nanotst_forecast.csv",
-                   mime="text/csv", on_click="ignore", key="fc_download")
+def synthetic() -> None:
+    c = st.columns([3, 1, 1])
+    horizon = c[1].slider("Horizon (patches)", 1, 8, 2, key="fc_horizon")
+    n_samples = c[2].select_slider("Sample paths", [10, 50, 100, 200, 500], 100, key="fc_samples")
+    with c[0]:
+        signal = ui.signal_picker("fc", cfg.context_length + horizon * P,
+                                  default_source=A.PROBE, default_name="sine_low")
+    show_paths = st.slider("Sample paths to draw", 0, 20, 5, key="fc_show")
+    r = ui.forecast(active.key, active.model, signal.values, horizon, n_samples, 0)
+    for note in r.notes:
+        st.caption(note)
+    ui.chart(plots.fan_chart_figure(r.context, r.horizon_t, r.median, r.bands,
+                                    samples=r.samples[:show_paths], truth=r.truth,
+                                    title=f"Forecast of {signal.name}: {n_samples} paths, "
+                                          f"{horizon} patch(es) = {len(r.truth)} steps"), key="fc_fan")
+    st.subheader("Against the baselines")
+    table = pd.DataFrame(r.table()).set_index("method")
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        st.dataframe(table.style.format("{:.3f}", na_rep="–"), width="stretch")
+        st.caption(f"Lower is better for MAE, MSE, MASE and CRPS; a calibrated model's coverage_80 "
+                   f"is near 0.8. MASE is scaled by the seasonal naive error with period {r.period} "
+                   "(detected from the context). Baselines are point forecasts, so no coverage.")
+    with c2:
+        metric = st.radio("Metric", ["mae", "mse", "mase", "crps"], horizontal=True, key="fc_metric")
+        ui.chart(plots.metrics_bar_figure(table.to_dict("index"), metric), key="fc_bars")
+    calibration_section(U.calibration(r.samples, r.truth) if r.probabilistic else None)
+    st.download_button("Download forecast CSV", data=r.csv(), file_name="nanotst_forecast.csv",
+                       mime="text/csv", on_click="ignore", key="fc_download")
+
+
+def fine_tune_section(series, holdout: int, state_key: tuple):
+    """Fine-tune a copy (never the cached, shared model) on the values before the holdout."""
+    tuned = st.session_state.get("fc_tuned")
+    tuned = tuned if tuned is not None and tuned[0] == state_key else None
+    with st.expander("Fine-tune a copy of the model on this series", expanded=tuned is not None):
+        st.caption(f"Trains a private copy on windows of the first {len(series) - holdout} values "
+                   "only, never on the held-out part; the shared model is not changed.")
+        c = st.columns([2, 2, 1, 1])
+        steps = c[0].slider("Steps", 5, 200, 30, 5, key="fc_ft_steps")
+        lr = c[1].select_slider("Learning rate", [3e-5, 1e-4, 3e-4, 1e-3], 1e-4, key="fc_ft_lr")
+        if c[2].button("Fine-tune", key="fc_ft_run", type="primary"):
+            bar = st.progress(0.0, text="Fine-tuning…")
+            t0 = time.perf_counter()
+            try:
+                res = U.fine_tune(active.model, series.values, holdout, steps=steps, lr=lr,
+                                  progress=lambda i, n, loss: bar.progress(
+                                      i / n, text=f"step {i}/{n} · loss {loss:.3f}"))
+                tuned = (state_key, f"{state_key}:{steps}:{lr}:{time.time_ns()}", res,
+                         time.perf_counter() - t0)
+                st.session_state["fc_tuned"] = tuned
+            except DataError as err:
+                ui.data_error(str(err))
+            bar.empty()
+        if tuned is not None and c[3].button("Discard", key="fc_ft_discard"):
+            st.session_state.pop("fc_tuned", None)
+            tuned = None
+        if tuned is not None:
+            res = tuned[2]
+            st.caption(f"Fine-tuned {len(res.losses)} steps in {tuned[3]:.1f} s on {res.n_windows} "
+                       f"windows of {res.window} values; loss {res.losses[0]:.3f} → {res.losses[-1]:.3f}.")
+    return tuned
+
+
+def own_series() -> None:
+    series = ui.user_series_picker(source, P, key="fc_us")
+    if series is None:
+        return
+    n = len(series)
+    c = st.columns(4)
+    holdout = int(c[0].number_input("Hold out the last values", 1, max(1, n - 2 * P),
+                                    min(P, max(1, n - 2 * P)), key="fc_holdout_n"))
+    horizon = int(c[1].number_input("Forecast ahead (values)", 1, 16 * P, P, key="fc_ahead"))
+    period = c[2].number_input("Season period", min_value=1, value=None, placeholder="detect",
+                               key="fc_period", help="Empty: detected by autocorrelation.")
+    n_samples = c[3].select_slider("Sample paths", [50, 100, 200, 500], 200, key="fc_us_samples")
+    digest = hashlib.sha1(series.values.tobytes()).hexdigest()[:16]
+    results = st.container()          # drawn above the fine-tune controls, filled after them
+    tuned = fine_tune_section(series, holdout, (active.key, digest, holdout))
+    with results:
+        _results(series, holdout, horizon, period, n_samples, tuned)
+
+
+def _results(series, holdout, horizon, period, n_samples, tuned) -> None:
+    n = len(series)
+    a, error = ui.analyse_series(active.key, active.model, series.values, holdout, horizon,
+                                 None if period is None else int(period), n_samples,
+                                 None if tuned is None else tuned[1], None if tuned is None else tuned[2].model)
+    if error is not None:
+        ui.data_error(error)
+        return
+    for note in a.notes:
+        st.caption(note)
+    use_tuned = tuned is not None and st.toggle("Forecast ahead with the fine-tuned copy", True,
+                                                key="fc_use_tuned")
+    fc = ui.future_forecast(tuned[1], tuned[2].model, series.values, horizon, n_samples) \
+        if use_tuned else a.future
+    times = series.times if U.usable_times(series.times) else None
+    future_x = U.future_times(times, horizon)
+    x_label = series.time_name if times is not None else "time step"
+    shown = slice(None) if st.checkbox("Show the whole series", key="fc_whole") \
+        else slice(-cfg.context_length, None)
+    x = None if times is None else times[shown]
+    t_ahead, t_back = st.tabs(["Forecast ahead", "Backtest on the held-out values"])
+    with t_ahead:
+        ui.chart(plots.series_fan_chart_figure(
+            series.values[shown], fc.median, U.bands(fc), x, future_x, samples=fc.samples[:5],
+            title=f"{series.name}: the next {horizon} values ({n_samples} paths"
+                  f"{', fine-tuned copy' if use_tuned else ''})",
+            x_label=x_label, y_label=series.name, history_name=series.name), key="fc_user_fan")
+    with t_back:
+        bt = a.backtest
+        hx = None if times is None else times[:n - holdout][shown]
+        ui.chart(plots.series_fan_chart_figure(
+            bt.history[shown], bt.forecast.median, U.bands(bt.forecast), hx,
+            None if times is None else times[n - holdout:], samples=bt.forecast.samples[:5],
+            truth=bt.truth, title=f"Backtest: the last {holdout} values forecast from the rest",
+            x_label=x_label, y_label=series.name, history_name=series.name), key="fc_user_backtest")
+    st.subheader(f"Backtest on the last {holdout} values")
+    st.dataframe(a.table().style.format("{:.3f}", na_rep="–"), width="stretch")
+    st.caption(f"Lower is better for MAE, MASE and CRPS; coverage_80 near 0.8 is calibrated. MASE "
+               f"is scaled by the in-sample seasonal naive error with period {bt.period}"
+               f"{' (detected)' if period is None else ''}. Baselines are point forecasts: no coverage.")
+    calibration_section(a.calibration, a.after_calibration)
+    st.download_button("Download forecast CSV", key="fc_user_download", on_click="ignore",
+                       data=U.forecast_frame(fc, future_x).to_csv(index=False),
+                       file_name=f"{series.name}_forecast.csv", mime="text/csv")
+
+
+if source == SYNTHETIC:
+    synthetic()
+else:
+    own_series()

@@ -214,3 +214,133 @@ def test_analysis_pages_work_for_other_rungs(rung, tmp_path, monkeypatch):
         assert rung in at.sidebar.caption[0].value
         if page == "pages/attention.py" and rung == "linear":
             assert any("has no attention" in i.value for i in at.info)
+
+
+# ---------------------------------------------------------------- Forecast: a user's own series
+
+def _array(v):
+    """A plotly JSON array: a list, or a typed array {"dtype", "bdata"} (base64)."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+        import numpy as np
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+    return list(v)
+
+
+def _titles(at) -> list[str]:
+    return [s["layout"]["title"]["text"] for s in specs(at)]
+
+
+def _own_series(at, how: str) -> AppTest:
+    at.radio(key="fc_series").set_value("Your own series").run()
+    at.radio(key="fc_us_input").set_value(how).run()
+    return at
+
+
+def test_forecast_example_series_full_analysis(ckpt_dir):
+    import time
+    at = open_page("pages/forecast.py")
+    at.radio(key="fc_series").set_value("Sunspots (yearly)").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error
+    assert any("'year' as the time column" in i.value for i in at.info)
+    by_title = {s["layout"]["title"]["text"]: s for s in specs(at)}
+    fan = next(s for t, s in by_title.items() if "the next" in t)
+    names = {t.get("name") for t in fan["data"]}
+    assert {"50% band", "80% band", "95% band", "median", "sample paths"} <= names
+    median = next(t for t in fan["data"] if t.get("name") == "median")
+    assert _array(median["x"])[0] == 2009                      # the years go on after 2008
+    assert axis_titles(fan) == ["year", "sunspot_activity"]
+    backtest = next(s for t, s in by_title.items() if t.startswith("Backtest"))
+    assert "held-out truth" in {t.get("name") for t in backtest["data"]}
+    cov, pit = by_title["Calibration: band coverage vs nominal level"], \
+        by_title["PIT histogram of the held-out values"]
+    assert [t["name"] for t in cov["data"]] == ["ideal (calibrated)", "NanoTST"]
+    assert pit["data"][0]["type"] == "bar"
+    table = at.dataframe[-1].value
+    assert table.index[0] == "NanoTST" and "naive" in table.index and "linear baseline" in table.index
+    assert any(m.startswith("seasonal naive") for m in table.index)
+    assert at.get("download_button")
+    # a widget change redraws from the cache
+    at.checkbox(key="fc_whole").check().run()
+    t0 = time.perf_counter()
+    at.checkbox(key="fc_whole").uncheck().run()
+    redraw = time.perf_counter() - t0
+    print(f"forecast page redraw after a widget change: {1e3 * redraw:.0f} ms")
+    assert not at.exception and redraw < 2.0           # ~0.2-0.3 s here; slack for shared CPUs
+
+
+def test_forecast_uploaded_csv_column_choice(ckpt_dir):
+    at = _own_series(open_page("pages/forecast.py"), "Upload a CSV")
+    rows = "\n".join(f"2000-{1 + i % 12:02d}-{1 + i // 12:02d},{i % 7},{(i * 37) % 11}"
+                     for i in range(96))
+    at.file_uploader(key="fc_us_csv").set_value(("mine.csv", f"date,a,b\n{rows}\n".encode(), "text/csv"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.error and "several numeric columns (a, b)" in at.error[0].value
+    at.selectbox(key="fc_us_col").set_value("b").run()
+    assert not at.exception and not at.error
+    assert any("'date' as the time column" in i.value for i in at.info)
+    assert any("the next" in t for t in _titles(at))
+    assert "PIT histogram of the held-out values" in _titles(at)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1 2 x 4", "'x' (value 3) is not a number"),
+    ("1 2 3", "only 3 values; the model needs at least 64"),
+])
+def test_forecast_bad_paste_is_an_error(ckpt_dir, text, message):
+    at = _own_series(open_page("pages/forecast.py"), "Paste values")
+    at.text_area(key="fc_us_paste").set_value(text).run()
+    assert not at.exception
+    assert at.error and message in at.error[0].value
+    assert not any("the next" in t for t in _titles(at))
+
+
+def test_forecast_bad_csv_same_message_as_library(ckpt_dir):
+    import io
+    from nanotst.userdata import DataError, load_series_csv
+    values = [str(i % 9) for i in range(80)]
+    values[6] = "oops"
+    data = ("value\n" + "\n".join(values) + "\n").encode()
+    with pytest.raises(DataError) as err:
+        load_series_csv(io.BytesIO(data))
+    at = _own_series(open_page("pages/forecast.py"), "Upload a CSV")
+    at.file_uploader(key="fc_us_csv").set_value(("bad.csv", data, "text/csv"))
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [str(err.value)]
+
+
+def test_forecast_missing_values_need_the_fill_checkbox(ckpt_dir):
+    at = _own_series(open_page("pages/forecast.py"), "Paste values")
+    at.text_area(key="fc_us_paste").set_value(" ".join(["1", "nan", "3"] + ["4", "5"] * 40)).run()
+    assert at.error and "missing or infinite" in at.error[0].value
+    assert any("Fill missing values" in c.value for c in at.caption)
+    at.checkbox(key="fc_us_fill").check().run()
+    assert not at.exception and not at.error
+    assert any("filled 1 missing values by interpolation" in i.value for i in at.info)
+
+
+def test_forecast_fine_tune_adds_a_row_and_leaves_the_shared_model(ckpt_dir, tiny_default):
+    at = open_page("pages/forecast.py")
+    at.radio(key="fc_series").set_value("Sunspots (yearly)").run()
+    shared = at.session_state["active_model"].model
+    before = {k: v.clone() for k, v in shared.state_dict().items()}
+    at.slider(key="fc_ft_steps").set_value(5).run()
+    at.button(key="fc_ft_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[-1].value
+    assert list(table.index[:2]) == ["NanoTST", "NanoTST after fine-tune"]
+    assert any("Fine-tuned 5 steps" in c.value for c in at.caption)
+    cov = next(s for s in specs(at) if s["layout"]["title"]["text"].startswith("Calibration"))
+    assert "NanoTST after fine-tune" in [t["name"] for t in cov["data"]]
+    # the cached model every session shares was not trained
+    assert at.session_state["active_model"].model is shared
+    on_disk = torch.load(tiny_default, map_location="cpu", weights_only=True)["state_dict"]
+    for k, v in shared.state_dict().items():
+        assert torch.equal(v, before[k]) and torch.equal(v, on_disk[k]), k
+    # a second session does not see this session's fine-tuned copy
+    other = open_page("pages/forecast.py")
+    other.radio(key="fc_series").set_value("Sunspots (yearly)").run()
+    assert "NanoTST after fine-tune" not in other.dataframe[-1].value.index
