@@ -402,6 +402,13 @@ def _x_value(v):
     return float(v) if isinstance(v, (np.integer, np.floating)) else v
 
 
+def _legend_below(fig: go.Figure, height: int) -> go.Figure:
+    """Legend under the plot: a long title and a legend would overlap at the top."""
+    fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-0.25, yanchor="top"),
+                      margin=dict(l=60, r=20, t=50, b=100), height=height + 50)
+    return fig
+
+
 def series_preview_figure(values: Sequence[float], x=None, title: str = "Preview",
                           x_label: str = "time step", y_label: str = "value",
                           height: int = 220) -> go.Figure:
@@ -449,7 +456,7 @@ def series_fan_chart_figure(history: Sequence[float], future_median: Sequence[fl
                                  name="held-out truth", line=dict(color="#54A24B", width=2, dash="dash")))
     if len(hx):
         fig.update_layout(shapes=[_vline(_x_value(hx[-1]), "#999999", "dot")])
-    return fig
+    return _legend_below(fig, height)
 
 
 def coverage_figure(coverages: Mapping[str, Mapping[float, float]],
@@ -470,7 +477,7 @@ def coverage_figure(coverages: Mapping[str, Mapping[float, float]],
             hovertemplate="%{text}: %{y:.0%} inside<extra>" + name + "</extra>"))
     fig.update_xaxes(range=[0, 1.02], tickformat=".0%")
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
-    return fig
+    return _legend_below(fig, height)
 
 
 def pit_histogram_figure(pits: Mapping[str, Sequence[float]], bins: int = 10,
@@ -494,7 +501,7 @@ def pit_histogram_figure(pits: Mapping[str, Sequence[float]], bins: int = 10,
     fig.add_trace(go.Scatter(x=[0, 1], y=[1, 1], mode="lines", name="uniform (calibrated)",
                              line=dict(color="#999999", dash="dash", width=1)))
     fig.update_xaxes(range=[0, 1])
-    return fig
+    return _legend_below(fig, height)
 
 # ---------------------------------------------------------------- experiments
 

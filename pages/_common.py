@@ -309,7 +309,10 @@ def _preview(series, key: str) -> None:
     x = series.times if U.usable_times(series.times) else None
     c1, c2 = st.columns([1, 2])
     with c1:
-        cols = {series.time_name: series.times[:6]} if series.times is not None else {}
+        times = series.times[:6] if series.times is not None else None
+        if times is not None and np.issubdtype(times.dtype, np.datetime64):
+            times = pd.DatetimeIndex(times).strftime("%Y-%m-%d %H:%M").str.replace(" 00:00", "")
+        cols = {series.time_name: times} if times is not None else {}
         cols[series.name] = series.values[:6]
         st.dataframe(pd.DataFrame(cols), hide_index=True, width="stretch")
         st.caption(f"{len(series)} values · min {series.values.min():.4g} · "

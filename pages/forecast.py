@@ -27,6 +27,10 @@ source = st.radio("Series", [SYNTHETIC, *U.EXAMPLES, OWN], horizontal=True, key=
                   help="The examples are real public-domain series shipped in examples/.")
 
 
+def _num(v) -> str:
+    return "–" if v is None or pd.isna(v) else f"{v:.3f}"
+
+
 def calibration_section(cal: U.Calibration | None, after: U.Calibration | None = None) -> None:
     st.subheader("Calibration on the held-out values")
     if cal is None:
@@ -164,7 +168,7 @@ def _results(series, holdout, horizon, period, n_samples, tuned) -> None:
             truth=bt.truth, title=f"Backtest: the last {holdout} values forecast from the rest",
             x_label=x_label, y_label=series.name, history_name=series.name), key="fc_user_backtest")
     st.subheader(f"Backtest on the last {holdout} values")
-    st.dataframe(a.table().style.format("{:.3f}", na_rep="–"), width="stretch")
+    st.dataframe(a.table().map(_num), width="stretch")  # NaN as "–", not "None"
     st.caption(f"Lower is better for MAE, MASE and CRPS; coverage_80 near 0.8 is calibrated. MASE "
                f"is scaled by the in-sample seasonal naive error with period {bt.period}"
                f"{' (detected)' if period is None else ''}. Baselines are point forecasts: no coverage.")
