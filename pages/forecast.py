@@ -41,9 +41,10 @@ def calibration_section(cal: U.Calibration | None, after: U.Calibration | None =
         cov[U.AFTER_FINE_TUNE], pit[U.AFTER_FINE_TUNE] = after.coverage, after.pit
     c1, c2 = st.columns(2)
     with c1:
-        ui.chart(plots.coverage_figure(cov), key="fc_coverage")
+        ui.cached_chart("coverage_figure", cov, key="fc_coverage")
     with c2:
-        ui.chart(plots.pit_histogram_figure(pit, bins=min(10, max(4, len(cal.pit) // 4))), key="fc_pit")
+        ui.cached_chart("pit_histogram_figure", pit, bins=min(10, max(4, len(cal.pit) // 4)),
+                        key="fc_pit")
     st.caption(f"{len(cal.pit)} held-out values. A calibrated forecast's points sit on the diagonal "
                "and its PIT histogram is flat; below the diagonal / a U shape: bands too narrow. "
                "Neighbouring values are correlated, so a short holdout gives a rough picture.")
@@ -154,19 +155,20 @@ def _results(series, holdout, horizon, period, n_samples, tuned) -> None:
     x = None if times is None else times[shown]
     t_ahead, t_back = st.tabs(["Forecast ahead", "Backtest on the held-out values"])
     with t_ahead:
-        ui.chart(plots.series_fan_chart_figure(
-            series.values[shown], fc.median, U.bands(fc), x, future_x, samples=fc.samples[:5],
+        ui.cached_chart(
+            "series_fan_chart_figure", series.values[shown], fc.median, U.bands(fc), x, future_x,
+            samples=fc.samples[:5],
             title=f"{series.name}: the next {horizon} values ({n_samples} paths"
                   f"{', fine-tuned copy' if use_tuned else ''})",
-            x_label=x_label, y_label=series.name, history_name=series.name), key="fc_user_fan")
+            x_label=x_label, y_label=series.name, history_name=series.name, key="fc_user_fan")
     with t_back:
         bt = a.backtest
         hx = None if times is None else times[:n - holdout][shown]
-        ui.chart(plots.series_fan_chart_figure(
-            bt.history[shown], bt.forecast.median, U.bands(bt.forecast), hx,
+        ui.cached_chart(
+            "series_fan_chart_figure", bt.history[shown], bt.forecast.median, U.bands(bt.forecast), hx,
             None if times is None else times[n - holdout:], samples=bt.forecast.samples[:5],
             truth=bt.truth, title=f"Backtest: the last {holdout} values forecast from the rest",
-            x_label=x_label, y_label=series.name, history_name=series.name), key="fc_user_backtest")
+            x_label=x_label, y_label=series.name, history_name=series.name, key="fc_user_backtest")
     st.subheader(f"Backtest on the last {holdout} values")
     st.dataframe(a.table().map(_num), width="stretch")  # NaN as "–", not "None"
     st.caption(f"Lower is better for MAE, MASE and CRPS; coverage_80 near 0.8 is calibrated. MASE "
