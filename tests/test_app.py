@@ -344,3 +344,19 @@ def test_forecast_fine_tune_adds_a_row_and_leaves_the_shared_model(ckpt_dir, tin
     other = open_page("pages/forecast.py")
     other.radio(key="fc_series").set_value("Sunspots (yearly)").run()
     assert "NanoTST after fine-tune" not in other.dataframe[-1].value.index
+
+
+def test_forecast_own_series_with_an_mse_rung(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(rung="linear", patch_size=64)).eval()
+    save_checkpoint(tmp_path / "linear.pt", model, name="linear")
+    monkeypatch.setenv(DEFAULT_CHECKPOINT_ENV, str(tmp_path / "linear.pt"))
+    monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(tmp_path))
+    at = open_page("pages/forecast.py")
+    at.radio(key="fc_series").set_value("El Niño sea temperature (monthly)").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("predicts no σ" in i.value for i in at.info)
+    assert "linear rung" in at.dataframe[-1].value.index[0]
+    at.slider(key="fc_ft_steps").set_value(5).run()
+    at.button(key="fc_ft_run").click().run()
+    assert not at.exception and "NanoTST after fine-tune" in at.dataframe[-1].value.index
