@@ -1,0 +1,62 @@
+"""Forecast latency: 100 sample paths, 64 steps (2 patches) ahead of a 512-value context.
+
+    python benchmarks/forecast_latency.py            # nanotst.forecast.forecast, 1 and 2 threads
+    python benchmarks/forecast_latency.py --no-peer  # without HF PatchTST's generate() beside it
+
+The weights do not change the cost, so a freshly built (untrained) NanoTST in eval mode is timed.
+The peer is PatchTSTForPrediction(prediction_length=64).generate(): a direct multi-step model
+drawing 100 samples from one forward pass, not an autoregressive roll-out; shown for scale.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from common import ROOT, interleaved, loadavg, machine, nanotst_model, patchtst_model, summary, write_result
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--calls", type=int, default=20, help="calls per round")
+    ap.add_argument("--no-peer", action="store_true")
+    args = ap.parse_args()
+    from nanotst.forecast import forecast
+
+    torch.manual_seed(0)
+    model = nanotst_model().eval()
+    context = np.sin(np.linspace(0, 12 * np.pi, 512)) + 0.1 * np.random.default_rng(0).normal(size=512)
+    fns = {"nanotst forecast()": lambda: forecast(model, context, horizon_patches=2, n_samples=100)}
+    if not args.no_peer:
+        peer = patchtst_model(prediction_length=64).eval()
+        past = torch.as_tensor(context, dtype=torch.float32).view(1, 512, 1)
+
+        def peer_fn():
+            with torch.inference_mode():
+                return peer.generate(past_values=past).sequences  # (1, 100, 64, 1)
+        assert peer_fn().shape == (1, 100, 64, 1)
+        fns["patchtst generate()"] = peer_fn
+    out = forecast(model, context, horizon_patches=2, n_samples=100)
+    assert out.samples.shape == (100, 64)
+
+    rows, info = [], machine()
+    for n in args.threads:
+        torch.set_num_threads(n)
+        before = loadavg()
+        times = interleaved(fns, args.rounds, args.calls)
+        after = loadavg()
+        print(f"\n{n} thread(s), {args.calls} calls x {args.rounds} rounds, load {before} -> {after}")
+        for name, t in times.items():
+            s = summary(t)
+            rows.append({"threads": n, "fn": name, "ms_median": 1e3 * s["median"], "ms_min": 1e3 * s["min"],
+                         "ms_max": 1e3 * s["max"], "load_before": before, "load_after": after})
+            print(f"  {name:<22} median {1e3 * s['median']:6.2f} ms  (min {1e3 * s['min']:.2f}, max {1e3 * s['max']:.2f})")
+    path = write_result("forecast_latency", {"machine": info, "args": vars(args), "rows": rows})
+    print(f"\nwrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
