@@ -126,6 +126,8 @@ def cmd_train(args) -> int:
             raise KeyboardInterrupt
         interrupted.append(True)
     previous = signal.signal(signal.SIGINT, on_sigint)
+    print(f"training {model_config.rung}, {trainer.model.num_params():,} params on {trainer.device}: "
+          f"{trainer.total_steps} steps; Ctrl-C stops and saves", file=sys.stderr, flush=True)
     start = time.perf_counter()
     tty = sys.stderr.isatty()
     last_print = 0.0

@@ -1,5 +1,7 @@
 """CLI: python -m nanotst train | evaluate, exit codes and one-line errors, run as a user would."""
 import json
+import signal
+import time
 import os
 import subprocess
 import sys
@@ -108,3 +110,22 @@ def test_max_seconds_stops_and_saves(tmp_path, capsys):
     assert "time limit" in err and out.exists() and not out.with_suffix(".html").exists()
     ck = load_checkpoint(out)
     assert ck.history[-1]["step"] > 0 and ck.train_config.epochs == 100000
+
+
+def test_ctrl_c_saves_what_was_trained(tmp_path):
+    out = tmp_path / "interrupted.pt"
+    proc = subprocess.Popen([sys.executable, "-m", "nanotst", "train", *TINY_FLAGS[:-6], "--n-series", "64",
+                             "--epochs", "100000", "--threads", "1", "--no-report", "--out", str(out)],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()               # the handler is installed once this is printed
+        assert line.startswith("training"), line
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "interrupted (Ctrl-C)" in err and out.exists()
+    assert load_checkpoint(out).history[-1]["step"] > 0
