@@ -1,0 +1,164 @@
+"""How fast the app feels in a real browser: first render, page switch, widget redraw.
+
+Starts `streamlit run streamlit_app.py` on a free localhost port, drives Debian's chromium with
+Playwright, and times from the user's action until the script has finished rerunning and the
+page's charts are drawn. Targets (issue 3): first render <= 3 s after the server is up, page
+switch <= 1 s, a widget change on Signals, Attention or Forecast redraws in <= 300 ms.
+
+    python benchmarks/browser_speed.py [--repeats 5]
+
+Writes benchmarks/results/browser_speed.json and prints a table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+# Resolves when the app has gone through a rerun and is idle again, with the time it took.
+# Listening to the attribute changes avoids missing a short 'running' phase by polling.
+WATCH_RERUN_JS = """() => { window.__nanotstRerun = new Promise(resolve => {
+  const app = document.querySelector("[data-testid='stApp']");
+  const t0 = performance.now(); let sawRunning = false;
+  const done = () => { obs.disconnect(); requestAnimationFrame(() => resolve(performance.now() - t0)); };
+  const obs = new MutationObserver(() => {
+    const state = app.getAttribute('data-test-script-state');
+    if (state === 'running') sawRunning = true;
+    else if (sawRunning && state === 'notRunning') done();
+  });
+  obs.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}); }"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok":
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not come up")
+
+
+def first_render(browser, url: str) -> float:
+    """Seconds from opening the app until the Overview page's charts are drawn."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    t0 = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector(IDLE, timeout=60_000)
+    page.wait_for_selector("[data-testid='stPlotlyChart'] .js-plotly-plot", timeout=60_000)
+    elapsed = time.perf_counter() - t0
+    page.close()
+    return elapsed
+
+
+def timed_rerun(page, action) -> float:
+    """Milliseconds from an action to the end of the rerun it causes."""
+    page.evaluate(WATCH_RERUN_JS)
+    action()
+    return page.evaluate("() => window.__nanotstRerun")
+
+
+def page_switches(page, labels) -> dict[str, float]:
+    out = {}
+    for label in labels:
+        link = page.locator("[data-testid='stSidebarNavLink']", has_text=label).first
+        out[label] = timed_rerun(page, link.click)
+    return out
+
+
+def widget_redraws(page, repeats: int) -> dict[str, list[float]]:
+    """Change one widget per page, `repeats` times each, alternating so every change is real."""
+    out = {}
+
+    def goto(label):
+        page.locator("[data-testid='stSidebarNavLink']", has_text=label).first.click()
+        page.wait_for_timeout(300)
+        page.wait_for_selector(IDLE)
+
+    goto("Signals")
+    seed = page.get_by_label("Seed").first
+    out["Signals: seed"] = [timed_rerun(page, lambda i=i: (seed.fill(str(i + 1)), seed.press("Enter")))
+                            for i in range(repeats)]
+    goto("Attention")
+    radios = ["layer 0 (heads averaged)", "rollout (all layers)"]
+    out["Attention: weights"] = [timed_rerun(page, lambda i=i: page.get_by_text(radios[i % 2]).first.click())
+                                 for i in range(repeats)]
+    goto("Forecast")
+    slider = page.get_by_role("slider").first
+    out["Forecast: horizon"] = [
+        timed_rerun(page, lambda i=i: (slider.focus(), slider.press("ArrowRight" if i % 2 == 0 else "ArrowLeft")))
+        for i in range(repeats)]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    port = free_port()
+    server = start_server(port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            cold = first_render(browser, url)       # the first session imports torch, loads the model
+            warm = [first_render(browser, url) for _ in range(args.repeats)]
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.wait_for_selector(IDLE, timeout=60_000)
+            labels = ["Signals", "Train", "Attention", "Forecast", "Experiments", "Overview"]
+            page_switches(page, labels)             # first visit of each page warms its caches
+            switches = [page_switches(page, labels) for _ in range(args.repeats)]
+            redraws = widget_redraws(page, args.repeats)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "load_average_1min": os.getloadavg()[0],
+        "first_render_cold_s": round(cold, 3),
+        "first_render_new_session_s_median": round(statistics.median(warm), 3),
+        "page_switch_ms_median": {k: round(statistics.median(s[k] for s in switches)) for k in labels},
+        "widget_redraw_ms_median": {k: round(statistics.median(v)) for k, v in redraws.items()},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS / "browser_speed.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(RESULTS / "browser_speed.json")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
