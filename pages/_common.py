@@ -99,8 +99,20 @@ def _on_choice() -> None:
     st.session_state["active_choice"] = st.session_state["model_choice"]
 
 
+def _leave_legacy_navigation() -> None:
+    """If a deep link (say /forecast) is a fresh server's first request, Streamlit's legacy
+    pages/ discovery runs the page file directly and our st.navigation never runs: the sidebar
+    lists every file in pages/ and the page config is lost. Switch the legacy mode off and rerun
+    through streamlit_app.py, which keeps the requested page."""
+    from streamlit.runtime.pages_manager import PagesManager
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def sidebar() -> A.ActiveModel:
     """The model picker: every page calls this first. Sets and returns the active model."""
+    _leave_legacy_navigation()
     setup_torch()
     runs = _runs()
     options = [DEFAULT] + [f"file:{path}" for _, path, _ in runs] + [UPLOAD]

@@ -3,6 +3,7 @@
 Skips only on a machine without chromium or Playwright, and never in CI
 (.ci/run sets NANOTST_REQUIRE_BROWSER there). Screenshots go to artifacts/browser/.
 """
+import contextlib
 import os
 import shutil
 import socket
@@ -36,31 +37,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def streamlit_server(checkpoint_dir: Path, log_path: Path):
+    port = free_port()
+    env = {**os.environ, "NANOTST_CHECKPOINT_DIR": str(checkpoint_dir)}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.time() + 60
+            while True:
+                try:
+                    if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                        break
+                except OSError:
+                    if time.time() > deadline:
+                        raise RuntimeError(f"streamlit did not answer /_stcore/health within 60 s; see {log_path}")
+                    time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = free_port()
-    env = {**os.environ, "NANOTST_CHECKPOINT_DIR": str(tmp_path_factory.mktemp("checkpoints"))}
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError("streamlit did not answer /_stcore/health within 60 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    with streamlit_server(tmp_path_factory.mktemp("checkpoints"),
+                         tmp_path_factory.mktemp("log") / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +176,17 @@ def test_attention_heatmap_and_forecast_band_are_drawn(page):
     bands = [t for chart in chart_traces(page) for t in chart if t["fill"] == "toself"]
     assert len(bands) >= 3  # 50/80/95% bands
     shot(page, "forecast")
+
+
+def test_a_deep_link_as_a_fresh_servers_first_request_gets_the_app_navigation(browser, tmp_path):
+    # Streamlit's legacy pages/ discovery would run pages/forecast.py on its own here
+    with streamlit_server(tmp_path, tmp_path / "streamlit.log") as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        pg = context.new_page()
+        pg.goto(url + "/forecast")
+        wait_idle(pg)
+        expect(pg.locator("h1").first).to_have_text("Forecast")
+        links = pg.locator("[data-testid='stSidebarNavLink']")
+        expect(links).to_have_count(len(PAGES))
+        assert [t.split("\n")[-1] for t in links.all_inner_texts()] == PAGES
+        context.close()
