@@ -183,7 +183,16 @@ def evaluate_checkpoint(path) -> dict:
             "trained_steps": history[-1]["step"] if history else None,
             "train_seconds": history[-1].get("elapsed") if history else None,
             "grammar": grammar_eval(ck.model),
-            "noise_floor": grammar_noise_floor(cfg.context_length)}
+            "noise_floor": grammar_noise_floor(cfg.context_length),
+            "test": _test_set_metrics(ck.model)}
+
+
+def _test_set_metrics(model) -> dict | None:
+    """evaluate.evaluate_model on fresh synthetic series, when evaluate.py offers it."""
+    from . import evaluate
+    if not hasattr(evaluate, "evaluate_model"):
+        return None
+    return evaluate.evaluate_model(model)
 
 
 def cmd_evaluate(args) -> int:
@@ -197,6 +206,13 @@ def cmd_evaluate(args) -> int:
     for case, r in result["grammar"].items():
         sigma = "-" if r["sigma"] is None else f"{r['sigma']:.4f}"
         print(f"{case:8} {r['mse']:10.5f} {sigma:>8} {result['noise_floor'][case]:8.4f}")
+    test = result["test"]
+    if test:
+        fmt = lambda v: "-" if v is None else f"{v:.4f}"
+        print(f"\ntest set: {test['n_series']} fresh series, mix {test['mix']!r}, seed {test['seed']}")
+        print(f"{'family':12} {'n':>4} {'nll':>8} {'mse':>8} {'mae':>8}")
+        for fam, r in [("all", {**test, "n": test["n_series"]}), *test["per_family"].items()]:
+            print(f"{fam:12} {r['n']:4d} {fmt(r['nll']):>8} {fmt(r['mse']):>8} {fmt(r['mae']):>8}")
     return 0
 
 
