@@ -79,8 +79,12 @@ def make_optimizer(params, lr=3e-4, weight_decay=0.01, fused=True):
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
-def make_step(model, loss_fn, batches, clip=1.0, fused=True):
-    """A lean training step over pre-cut batches (cycled): forward, loss, backward, clip, AdamW."""
+def make_step(model, loss_fn, batches, clip=1.0, fused=True, precision="fp32"):
+    """A lean training step over pre-cut batches (cycled): forward, loss, backward, clip, AdamW.
+
+    precision="bf16" runs the forward and loss under torch.autocast("cpu", torch.bfloat16):
+    matmuls in bfloat16 (weights, optimizer and gradients stay float32). Not the same maths.
+    """
     opt = make_optimizer(model.parameters(), fused=fused)
     params = [p for p in model.parameters()]
     model.train()
@@ -89,7 +93,8 @@ def make_step(model, loss_fn, batches, clip=1.0, fused=True):
     def step():
         batch = batches[state["i"] % len(batches)]
         state["i"] += 1
-        loss = loss_fn(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = loss_fn(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)

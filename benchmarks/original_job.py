@@ -30,6 +30,13 @@ def via_trainer(args) -> dict:
                                               weight_decay=tc.weight_decay, fused=True)
     if args.compile:
         trainer.model.compile(dynamic=False)  # nn.Module.compile: same module, compiled forward
+    if args.precision == "bf16":  # what a Trainer(precision="bf16") would do around its forward
+        model, forward = trainer.model, trainer.model.forward
+
+        def autocast_forward(*a, **kw):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=model.training):
+                return forward(*a, **kw)
+        model.forward = autocast_forward
     setup = time.perf_counter() - t0
     trainer.run(trainer.total_steps)
     wall = time.perf_counter() - t0
@@ -60,7 +67,8 @@ def via_lean(args) -> dict:
         perm = torch.randperm(len(data), generator=gen)
         for i in range(0, len(data), tc.batch_size):
             x = data[perm[i:i + tc.batch_size]]
-            loss = loss_fn(x)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+                loss = loss_fn(x)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
@@ -78,6 +86,8 @@ def main():
     ap.add_argument("--optimizer", choices=["default", "fused"], default="default",
                     help="torch's default AdamW (a per-tensor loop on CPU) or fused=True")
     ap.add_argument("--compile", action="store_true", help="torch.compile the forward+loss")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: forward under torch.autocast(cpu, bfloat16); not the same maths")
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tag", default="")
@@ -91,11 +101,12 @@ def main():
                 "wall_s_for_100_epochs": res["wall_s"] * scale if scale == 1 else
                 res["setup_s"] + (res["wall_s"] - res["setup_s"]) * scale,
                 "ms_per_step": 1e3 * res["train_s"] / res["steps"]})
-    print(f"{args.via} optimizer={args.optimizer} compile={args.compile} threads={args.threads} "
+    print(f"{args.via} optimizer={args.optimizer} compile={args.compile} precision={args.precision} "
+          f"threads={args.threads} "
           f"epochs={args.epochs}: wall {res['wall_s']:.1f} s (setup {res['setup_s']:.1f} s, "
           f"training {res['train_s']:.1f} s, {res['ms_per_step']:.1f} ms/step); "
           f"100 epochs -> {res['wall_s_for_100_epochs']:.0f} s; load {before} -> {res['load_after']}")
-    tag = args.tag or f"_{args.via}_{args.optimizer}{'_compile' if args.compile else ''}_t{args.threads}_e{args.epochs}"
+    tag = args.tag or f"_{args.via}_{args.optimizer}{'_compile' if args.compile else ''}_{args.precision}_t{args.threads}_e{args.epochs}"
     path = write_result(f"original_job{tag}", {"machine": info, "args": vars(args), "result": res})
     print(f"wrote {path.relative_to(ROOT)}")
 

@@ -52,12 +52,15 @@ def contenders(batch: int, args) -> dict:
     nano = nanotst_model(args.dropout)
     peer = patchtst_model(args.dropout)
     fns = {
-        "nanotst": make_step(nano, lambda x: nano.loss(nano(x), x), nano_batches),
-        "patchtst": make_step(peer, lambda b: peer(past_values=b[0], future_values=b[1]).loss, pairs),
+        "nanotst": make_step(nano, lambda x: nano.loss(nano(x), x), nano_batches,
+                             precision=args.precision),
+        "patchtst": make_step(peer, lambda b: peer(past_values=b[0], future_values=b[1]).loss, pairs,
+                              precision=args.peer_precision or args.precision),
     }
     if args.reference:
         ref = reference_model(args.reference, args.dropout)
-        fns[f"nanotst@{args.reference}"] = make_step(ref, lambda x: ref.loss(ref(x), x), nano_batches)
+        fns[f"nanotst@{args.reference}"] = make_step(ref, lambda x: ref.loss(ref(x), x), nano_batches,
+                                                         precision=args.precision)
     return fns
 
 
@@ -70,6 +73,10 @@ def main():
     ap.add_argument("--dropout", type=float, default=0.1, help="NanoTST's default; mapped onto PatchTST")
     ap.add_argument("--n-series", type=int, default=2048)
     ap.add_argument("--reference", default=None, help="a git revision whose model.py to time as well")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: both models under torch.autocast(cpu, bfloat16); not the same maths")
+    ap.add_argument("--peer-precision", choices=["fp32", "bf16"], default=None,
+                    help="PatchTST's precision when it should differ from --precision")
     ap.add_argument("--tag", default="", help="suffix for the results file")
     args = ap.parse_args()
     set_threads(args.threads)
@@ -92,7 +99,7 @@ def main():
                          "series_per_s": batch / s["median"], "speedup_vs_patchtst": peer / s["median"],
                          "speedup_median_of_rounds": sorted(per_round)[len(per_round) // 2],
                          "load_before": before, "load_after": after})
-        print(f"\nbatch {batch}: {steps} steps x {args.rounds} interleaved rounds, "
+        print(f"\nbatch {batch}, {args.threads} thread(s), NanoTST {args.precision} / PatchTST {args.peer_precision or args.precision}: {steps} steps x {args.rounds} interleaved rounds, "
               f"load {before} -> {after}")
         print(f"{'model':<22}{'ms/step':>9}{'min':>8}{'max':>8}{'series/s':>10}{'x PatchTST':>12}{'(per-round)':>12}")
         for r in rows:
