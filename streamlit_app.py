@@ -17,4 +17,5 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+st.session_state["_navigated"] = True  # see pages/_common._leave_legacy_navigation
 page.run()

@@ -22,6 +22,7 @@ from nanotst.userdata import DataError, load_series_csv, parse_pasted_values
 from nanotst.data import SPEC_KINDS, SignalError, SignalSpec
 
 UPLOAD = "upload"
+NAVIGATED = "_navigated"  # set by streamlit_app.py once st.navigation has run
 DEFAULT = "default"
 
 
@@ -103,9 +104,10 @@ def _leave_legacy_navigation() -> None:
     """If a deep link (say /forecast) is a fresh server's first request, Streamlit's legacy
     pages/ discovery runs the page file directly and our st.navigation never runs: the sidebar
     lists every file in pages/ and the page config is lost. Switch the legacy mode off and rerun
-    through streamlit_app.py, which keeps the requested page."""
+    through streamlit_app.py, which keeps the requested page. (AppTest takes the legacy path on
+    every page switch; a session that has been through streamlit_app.py is left alone.)"""
     from streamlit.runtime.pages_manager import PagesManager
-    if PagesManager.uses_pages_directory:
+    if PagesManager.uses_pages_directory and not st.session_state.get(NAVIGATED):
         PagesManager.uses_pages_directory = False
         st.rerun()
 
