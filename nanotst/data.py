@@ -21,7 +21,7 @@ FAMILIES = (
 MIXES = {
     # every family: what the shipped model is trained on, so the grammar really holds
     "all": {"flat": 1.0, "trend_up": 1.0, "trend_down": 1.0, "sine_low": 1.0, "sine_high": 1.0,
-            "sine_trend": 2.0, "noisy_sine": 1.5, "step": 0.75, "noise": 0.5, "multi_sine": 1.0,
+            "sine_trend": 2.0, "noisy_sine": 4.0, "step": 0.75, "noise": 0.5, "multi_sine": 1.0,
             "sawtooth": 0.5, "square": 0.5, "random_walk": 0.5},
     # the original generator: offset + trend*t + amp*sin(2*pi*freq*t) + 0.1 noise
     "original": {"sine_trend": 1.0},

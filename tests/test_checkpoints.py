@@ -176,3 +176,30 @@ def test_default_checkpoint_path_is_package_relative():
     assert DEFAULT_CHECKPOINT.is_absolute()
     assert DEFAULT_CHECKPOINT.parent.name == "checkpoints"
     assert (DEFAULT_CHECKPOINT.parent.parent / "nanotst" / "checkpoints.py").exists()
+
+
+def _default_eval():
+    from nanotst.evaluate import grammar_eval
+    from nanotst.train import grammar_noise_floor
+    ck = load_checkpoint(DEFAULT_CHECKPOINT)
+    floor = grammar_noise_floor(ck.model_config.context_length)["noisy"]   # computed, about 0.074
+    return ck, grammar_eval(ck.model), floor
+
+
+def test_shipped_default_meets_the_grammar_bar():
+    assert DEFAULT_CHECKPOINT.exists(), "checkpoints/default.pt is missing"
+    assert DEFAULT_CHECKPOINT.stat().st_size < 5 * 2**20
+    ck, g, _ = _default_eval()
+    assert ck.model_config.rung == "nanotst" and ck.train_config.mix == "all"
+    for case in ("flat", "line", "sine"):
+        assert g[case]["mse"] <= 0.01, (case, g[case])
+    assert g["noisy"]["sigma"] > g["sine"]["sigma"]
+    assert ck.history and ck.snapshots and ck.snapshots[0]["step"] == 0
+    assert ck.snapshots[-1]["step"] == ck.history[-1]["step"]
+
+
+@pytest.mark.xfail(strict=False, reason="open problem: the shipped model is about 10% above the bar "
+                                        "on the noisy case (see checkpoints/README.md)")
+def test_shipped_default_noisy_is_near_the_noise_floor():
+    _, g, floor = _default_eval()
+    assert g["noisy"]["mse"] <= 1.25 * floor, (g["noisy"], floor)
