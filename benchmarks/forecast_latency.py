@@ -2,6 +2,7 @@
 
     python benchmarks/forecast_latency.py            # nanotst.forecast.forecast, 1 and 2 threads
     python benchmarks/forecast_latency.py --no-peer  # without HF PatchTST's generate() beside it
+    python benchmarks/forecast_latency.py --bf16     # also forecast() under bf16 autocast
 
 The weights do not change the cost, so a freshly built (untrained) NanoTST in eval mode is timed.
 The peer is PatchTSTForPrediction(prediction_length=64).generate(): a direct multi-step model
@@ -23,6 +24,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--calls", type=int, default=20, help="calls per round")
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also time forecast() under torch.autocast(cpu, bfloat16): not the same maths")
     args = ap.parse_args()
     from nanotst.forecast import forecast
 
@@ -30,6 +33,11 @@ def main():
     model = nanotst_model().eval()
     context = np.sin(np.linspace(0, 12 * np.pi, 512)) + 0.1 * np.random.default_rng(0).normal(size=512)
     fns = {"nanotst forecast()": lambda: forecast(model, context, horizon_patches=2, n_samples=100)}
+    if args.bf16:
+        def bf16_fn():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return forecast(model, context, horizon_patches=2, n_samples=100)
+        fns["nanotst forecast() bf16"] = bf16_fn
     if not args.no_peer:
         peer = patchtst_model(prediction_length=64).eval()
         past = torch.as_tensor(context, dtype=torch.float32).view(1, 512, 1)
