@@ -55,7 +55,8 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     bits = torch.empty((n + 1) // 2, dtype=torch.int64, device=x.device).random_(-2**63, None)
     bits = bits.view(torch.int32)[:n].view(x.shape)                 # all 64 bits -> 2 int32
     threshold = float(round(p * 2**32) - 2**31)
-    keep = bits.to(x.dtype).ge_(threshold).mul_(1.0 / (1.0 - p))                 # 0 or 1/(1-p)
+    # compare in float32 whatever x's dtype (bfloat16 would round the bits too coarsely)
+    keep = bits.to(torch.float32).ge_(threshold).to(x.dtype).mul_(1.0 / (1.0 - p))  # 0 or 1/(1-p)
     return x * keep
 
 

@@ -119,6 +119,15 @@ def test_fast_dropout_keeps_one_minus_p_and_rescales():
     assert not torch.equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+def test_fast_dropout_other_dtypes_keep_one_minus_p(dtype):
+    from nanotst.model import dropout
+    torch.manual_seed(0)
+    y = dropout(torch.ones(200_000, dtype=dtype), 0.1, True)
+    assert y.dtype == dtype
+    assert abs((y != 0).double().mean().item() - 0.9) < 0.003
+
+
 def test_fast_dropout_backward_uses_the_same_mask():
     from nanotst.model import dropout
     x = torch.randn(64, 33, requires_grad=True)  # odd numel: the last 64-bit draw is half used
