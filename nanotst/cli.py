@@ -1,4 +1,4 @@
-"""Command line: python -m nanotst train | evaluate.
+"""Command line: python -m nanotst train | evaluate | forecast | backtest.
 
 Each subcommand is an `add_<name>(subparsers)` that registers its flags and a `cmd_<name>(args)`
 that does the work; add new subcommands (forecast, backtest) in the same style and list them in
@@ -22,7 +22,11 @@ from .checkpoints import CHECKPOINT_DIR, CheckpointError, load_checkpoint, save_
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import MIXES, SignalError
 
-EXPECTED_ERRORS = (ConfigError, SignalError, CheckpointError, OSError)
+from .forecast import ForecastError
+from .userdata import DataError
+
+EXPECTED_ERRORS = (ConfigError, SignalError, CheckpointError, DataError, ForecastError, OSError)
+MAX_INPUT_BYTES = 10_000_000
 
 
 class CLIError(Exception):
@@ -216,9 +220,103 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+# ---- forecast / backtest: a user's own series -----------------------------------------------------
+
+def _add_series_input(p) -> None:
+    """The flags that say which series to read, shared by forecast and backtest."""
+    p.add_argument("--input", type=Path, required=True, help="a CSV file")
+    p.add_argument("--column", default=None, help="the value column (default: the only numeric one)")
+    p.add_argument("--fill", choices=["interpolate"], default=None,
+                   help="fill missing values by linear interpolation (otherwise they are an error)")
+    p.add_argument("--horizon", type=int, required=True, help="values to forecast")
+    p.add_argument("--samples", type=int, default=200, help="sample paths (default 200)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _parse_quantiles(text: str) -> tuple[float, ...]:
+    try:
+        levels = tuple(float(q) for q in text.split(",") if q.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"quantiles must be numbers like 0.1,0.5,0.9, got {text!r}") from None
+    if not levels or not all(0 < q < 1 for q in levels):
+        raise argparse.ArgumentTypeError(f"quantiles must be between 0 and 1, got {text!r}")
+    return levels
+
+
+def _load_series(args):
+    """Model and series for forecast/backtest; notes about the data go to stderr."""
+    from .checkpoints import DEFAULT_CHECKPOINT
+    from .userdata import load_series_csv
+    if args.horizon <= 0:
+        raise CLIError(f"--horizon must be a positive number of values, got {args.horizon}")
+    if args.samples <= 0:
+        raise CLIError(f"--samples must be positive, got {args.samples}")
+    model = load_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT).model
+    series = load_series_csv(args.input, column=args.column, fill=args.fill,
+                             max_bytes=MAX_INPUT_BYTES, patch_size=model.config.patch_size)
+    for note in series.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return model, series
+
+
+def add_forecast(sub) -> None:
+    p = sub.add_parser("forecast", help="forecast the values after a CSV series")
+    _add_series_input(p)
+    p.add_argument("--quantiles", type=_parse_quantiles, default=(0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95),
+                   help="comma-separated levels (default 0.05,0.1,0.25,0.5,0.75,0.9,0.95)")
+    p.add_argument("--output", type=Path, required=True, help="CSV to write: step, mean, q5, ...")
+    p.set_defaults(func=cmd_forecast)
+
+
+def cmd_forecast(args) -> int:
+    from .userforecast import forecast_frame, future_forecast
+    model, series = _load_series(args)
+    fc = future_forecast(model, series.values, args.horizon, n_samples=args.samples, seed=args.seed)
+    for note in fc.notes:
+        print(f"note: {note}", file=sys.stderr)
+    frame = forecast_frame(fc, quantiles=args.quantiles)
+    out = args.output
+    tmp = out.with_name(out.name + ".tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, out)  # never a half-written file
+    print(f"wrote {len(frame)} steps of {series.name!r} to {out}", file=sys.stderr)
+    return 0
+
+
+def add_backtest(sub) -> None:
+    p = sub.add_parser("backtest", help="hold out the last H values, forecast them, compare with baselines")
+    _add_series_input(p)
+    p.add_argument("--period", type=int, default=None, help="season length for seasonal naive and MASE "
+                   "(default: detected)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_backtest)
+
+
+def cmd_backtest(args) -> int:
+    from .userdata import backtest
+    from .userforecast import linear_for
+    model, series = _load_series(args)
+    if args.period is not None and args.period < 1:
+        raise CLIError(f"--period must be a positive number of values, got {args.period}")
+    history = series.values[:-args.horizon]
+    result = backtest(model, series.values, args.horizon, period=args.period,
+                      n_samples=args.samples, linear_model=linear_for(model, history), seed=args.seed)
+    if args.json:
+        clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v
+        print(json.dumps({"input": str(args.input), "column": series.name, "horizon": args.horizon,
+                          "period": result.period, "notes": series.notes + result.forecast.notes,
+                          "methods": [{k: clean(v) for k, v in row.items()} for row in result.rows]}))
+        return 0
+    print(f"{args.input}: {series.name!r}, {len(series)} values; held out the last {args.horizon}; "
+          f"season period {result.period}")
+    print(result.to_frame().to_string(float_format=lambda v: f"{v:.3f}", na_rep="-"))
+    return 0
+
+
 # ---- entry point ---------------------------------------------------------------------------------
 
-SUBCOMMANDS = (add_train, add_evaluate)
+SUBCOMMANDS = (add_train, add_evaluate, add_forecast, add_backtest)
 
 
 def build_parser() -> argparse.ArgumentParser:

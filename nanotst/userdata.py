@@ -87,7 +87,9 @@ def _parse_table(text: str, notes: list[str]) -> pd.DataFrame:
     sep = _sniff_delimiter(text)
     if sep != ",":
         notes.append(f"read the file as {'tab' if sep == chr(9) else repr(sep)}-separated")
-    first = next(line for line in text.splitlines() if line.strip())
+    lines = [line for line in text.splitlines() if line.strip()]
+    first = lines[0]
+    _check_one_delimiter(lines[:50], sep)
     header = not all(_is_number(tok) for tok in first.split(sep) if tok.strip())
     try:
         frame = pd.read_csv(io.StringIO(text), sep=sep, header=0 if header else None,
@@ -103,6 +105,18 @@ def _parse_table(text: str, notes: list[str]) -> pd.DataFrame:
     if frame.empty:
         raise DataError("the file has a header but no data rows")
     return frame
+
+
+def _check_one_delimiter(lines: list[str], sep: str) -> None:
+    """A header split by one delimiter and rows by another would be read as nonsense columns."""
+    counts = [len(fields) for fields in csv.reader(lines, delimiter=sep)]  # quote-aware
+    rows = sorted(counts[1:])
+    if rows and counts[0] != rows[len(rows) // 2]:
+        name = lambda c: "tab" if c == "\t" else repr(c)
+        other = next((c for c in ",;\t|" if c != sep and (lines[0].count(c) > 0) != (lines[1].count(c) > 0)), None)
+        found = f"; the other delimiter is {name(other)}" if other else ""
+        raise DataError(f"the header and the rows use different delimiters ({name(sep)} in one, "
+                        f"not the other{found}): save the file with one delimiter throughout")
 
 
 _MISSING = {"", "na", "nan", "n/a", "null", "none", "-", "?"}
@@ -139,8 +153,8 @@ def _wrong_delimiter_hint(frame: pd.DataFrame) -> str | None:
     if frame.shape[1] != 1:
         return None
     cells = frame.iloc[:, 0].head(20).astype(str)
-    for sep in (";", "\t", "|", ","):
-        if len(cells) and cells.str.contains(re.escape(sep)).all():
+    for sep in (";", "\t", "|", ",", " "):
+        if len(cells) and cells.str.strip().str.contains(re.escape(sep)).all():
             return sep
     return None
 
