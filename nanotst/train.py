@@ -92,7 +92,9 @@ class Trainer:
             self._val_x = torch.from_numpy(val.values).to(self.device)
         self._cases = grammar_cases(length)
 
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        # fused: one kernel for all parameters; the default per-tensor loop is slow on CPU
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay,
+                                           fused=True)
         self.history: list[dict] = []
         self.snapshots: list[dict] = []
         self.step = 0
