@@ -3,7 +3,6 @@ import pandas as pd
 import streamlit as st
 
 from nanotst import app_state as A
-from nanotst import plots
 from pages import _common as ui
 
 active = ui.sidebar()
@@ -27,11 +26,10 @@ with c1:
     views = ["rollout (all layers)"] + [f"layer {i} (heads averaged)" for i in range(L)]
     view = st.radio("Weights", views, horizontal=True, key="att_view")
     w = a.last_sources if view == views[0] else a.last_per_layer[views.index(view) - 1]
-    ui.chart(plots.attention_over_signal_figure(
-        a.values, w, P, title=f"What the prediction of patch {len(w)} draws on ({view})"),
-        key="att_signal")
+    ui.cached_chart("attention_over_signal_figure", a.values, w, P,
+                    title=f"What the prediction of patch {len(w)} draws on ({view})", key="att_signal")
 with c2:
-    ui.chart(plots.attention_matrix_figure(a.rollout, P, a.causal), key="att_rollout")
+    ui.cached_chart("attention_matrix_figure", a.rollout, P, a.causal, key="att_rollout")
 
 st.subheader(f"Every layer × head ({L} × {H})")
 c = st.columns(2)
@@ -39,9 +37,9 @@ layers = c[0].multiselect("Layers", list(range(L)), list(range(L)), key="att_lay
 heads = c[1].multiselect("Heads", list(range(H)), list(range(H)), key="att_heads")
 if layers and heads:
     layers, heads = sorted(layers), sorted(heads)
-    ui.chart(plots.attention_heatmaps_figure(a.maps[layers][:, heads], P, a.causal,
-                                             title="Attention weights (rows sum to 1)",
-                                             layer_ids=layers, head_ids=heads), key="att_grid")
+    ui.cached_chart("attention_heatmaps_figure", a.maps[layers][:, heads], P, a.causal,
+                    title="Attention weights (rows sum to 1)", layer_ids=tuple(layers),
+                    head_ids=tuple(heads), key="att_grid")
 
 st.subheader("Top-3 sources per patch (last layer, heads averaged)")
 st.dataframe(pd.DataFrame(A.top_sources_rows(a, P)).set_index("query patch"), width="stretch")

@@ -3,7 +3,6 @@ import pandas as pd
 import streamlit as st
 
 from nanotst import app_state as A
-from nanotst import plots
 from pages import _common as ui
 
 active = ui.sidebar()
@@ -22,7 +21,7 @@ st.markdown(
 st.header("The pipeline, with real tensor shapes")
 signal = ui.signal_picker("ov")
 stages = ui.pipeline(active.key, active.model, signal.values)
-ui.chart(plots.pipeline_diagram_figure([(s.name, s.shape) for s in stages]), key="ov_diagram")
+ui.cached_chart("pipeline_diagram_figure", tuple((s.name, s.shape) for s in stages), key="ov_diagram")
 show = st.multiselect("Stages to draw", [s.name for s in stages],
                       default=[s.name for s in stages if not s.name.startswith("block ")]
                       + [s.name for s in stages if s.name.startswith("block ")][-1:],
@@ -30,8 +29,8 @@ show = st.multiselect("Stages to draw", [s.name for s in stages],
 cols = st.columns(2)
 for i, s in enumerate(x for x in stages if x.name in show):
     with cols[i % 2]:
-        ui.chart(plots.stage_figure(s.name, s.array, f"({s.shape})", cfg.patch_size),
-                 key=f"ov_stage_{s.name}")
+        ui.cached_chart("stage_figure", s.name, s.array, f"({s.shape})", cfg.patch_size,
+                        key=f"ov_stage_{s.name}")
         st.caption(s.note)
 
 st.header("The active model")

@@ -1,7 +1,6 @@
 """Signals: pick or design a signal, see it as the model does, and its next-patch predictions."""
 import streamlit as st
 
-from nanotst import plots
 from pages import _common as ui
 
 active = ui.sidebar()
@@ -19,21 +18,20 @@ P = cfg.patch_size
 
 c1, c2 = st.columns(2)
 with c1:
-    ui.chart(plots.series_figure(signal.values, P, title=f"Raw series: {signal.name}"), key="sig_raw")
+    ui.cached_chart("series_figure", signal.values, P, title=f"Raw series: {signal.name}", key="sig_raw")
 with c2:
-    ui.chart(plots.series_figure(a.normalized, P, y_label="normalized value",
-                                 title=f"Normalized: (x − {a.loc:.3g}) / {a.scale:.3g}"), key="sig_norm")
+    ui.cached_chart("series_figure", a.normalized, P, y_label="normalized value",
+                    title=f"Normalized: (x − {a.loc:.3g}) / {a.scale:.3g}", key="sig_norm")
 
 units = st.radio("Units", ["normalized", "original"], horizontal=True, key="sig_units")
 scale, loc = (1.0, 0.0) if units == "normalized" else (a.scale, a.loc)
 sigma = None if a.sigma is None else a.sigma * scale
-ui.chart(plots.next_patch_figure(a.target * scale + loc, a.mu * scale + loc, sigma, P,
-                                 context=a.normalized[:P] * scale + loc,
-                                 y_label=f"{units} value"), key="sig_pred")
+ui.cached_chart("next_patch_figure", a.target * scale + loc, a.mu * scale + loc, sigma, P,
+                context=a.normalized[:P] * scale + loc, y_label=f"{units} value", key="sig_pred")
 
 c1, c2 = st.columns([2, 1])
 with c1:
-    ui.chart(plots.sigma_vs_noise_figure(a.mean_sigma, a.rms_error, a.true_noise), key="sig_sigma")
+    ui.cached_chart("sigma_vs_noise_figure", a.mean_sigma, a.rms_error, a.true_noise, key="sig_sigma")
 with c2:
     st.metric("Next-patch MSE (normalized)", f"{a.mse:.4f}")
     if a.mean_sigma is not None:
@@ -46,5 +44,8 @@ with c2:
     st.caption("A calibrated model's σ tracks the true noise where the signal is predictable and "
                "grows where it is not (a jump, the first patches).")
 
-with st.expander("Patch grid: the tokens the model reads"):
-    ui.chart(plots.patch_grid_figure(a.patches, patch_size=P), key="sig_grid")
+# lazy: built, sent and drawn only while open (a collapsed expander would still draw it)
+grid = st.expander("Patch grid: the tokens the model reads", key="sig_grid_open", on_change="rerun")
+if grid.open:
+    with grid:
+        ui.cached_chart("patch_grid_figure", a.patches, patch_size=P, key="sig_grid")

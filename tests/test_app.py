@@ -89,7 +89,9 @@ def test_signals_designer_redraws_predictions(ckpt_dir):
 
 def test_attention_heatmaps_are_labelled(ckpt_dir):
     at = open_page("pages/attention.py")
-    grid = next(s for s in specs(at) if len(s["data"]) == 2 and s["data"][0]["type"] == "heatmap")
+    grid = next(s for s in specs(at) if s["layout"]["title"]["text"].startswith("Attention weights"))
+    assert grid["data"][0]["type"] == "heatmap"
+    assert len(grid["layout"]["annotations"]) == 2  # tiny model: 1 layer × 2 heads, a title per tile
     titles = axis_titles(grid)
     assert "query patch (predicting)" in titles and "key patch (attended to)" in titles
     assert at.dataframe, "top-3 sources table"

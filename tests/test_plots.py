@@ -86,17 +86,30 @@ def test_grammar_predictions_figure_has_a_panel_per_case():
 def test_attention_heatmaps_grey_out_the_future():
     maps = rng.random((2, 3, N, N))
     fig = plots.attention_heatmaps_figure(maps, P, causal=True)
+    # every layer x head is a tile of one heatmap on one pair of axes (fast in the browser)
     heat = list(fig.data)
-    assert len(heat) == 6 and fig.layout.plot_bgcolor == plots.MASK_COLOR  # grey shows through
+    assert len(heat) == 1 and heat[0].type == "heatmap" and fig.layout.plot_bgcolor == plots.MASK_COLOR
+    assert not any(k.startswith(("xaxis2", "yaxis2")) for k in fig.layout.to_plotly_json())
+    assert [a.text for a in fig.layout.annotations] == [f"layer {a} · head {b}"
+                                                        for a in range(2) for b in range(3)]
     z = np.asarray(heat[0].z, dtype=float)
-    assert np.isnan(z[0, 1]) and not np.isnan(z[1, 0])
+    pitch = N + max(1, N // 8)
+    assert z.shape == (2 * pitch - (pitch - N), 3 * pitch - (pitch - N))
+    assert np.isnan(z[0, 1]) and not np.isnan(z[1, 0])            # layer 0, head 0
+    assert np.isnan(z[N, 0])                                       # the gap between layers
+    tile = z[pitch:pitch + N, 2 * pitch:2 * pitch + N]             # layer 1, head 2
+    np.testing.assert_allclose(np.tril(tile), np.tril(maps[1, 2]), rtol=1e-6)
+    assert np.isnan(tile[np.triu_indices(N, 1)]).all()
     labels = _labels(fig)
     assert "key patch (attended to)" in labels.values()
     assert "query patch (predicting)" in labels.values()
-    assert list(heat[0].customdata[1][1]) == [4, 7, 4, 7]  # time range of query and key patch
+    # time ranges of query and key patch, query and key patch, layer and head
+    assert list(heat[0].customdata[1][1]) == [4, 7, 4, 7, 1, 1, 0, 0]
+    assert list(heat[0].customdata[pitch + 1][2 * pitch + 1]) == [4, 7, 4, 7, 1, 1, 1, 2]
     assert "masked" in fig.layout.title.text
     fig = plots.attention_heatmaps_figure(maps, P, causal=False)
-    assert len(fig.data) == 6 and fig.layout.plot_bgcolor != plots.MASK_COLOR
+    assert not np.isnan(np.asarray(fig.data[0].z, dtype=float)[0, 1])
+    assert fig.layout.plot_bgcolor != plots.MASK_COLOR
     assert len(plots.attention_matrix_figure(maps[0, 0], P).data) == 1
 
 
