@@ -166,15 +166,18 @@ def test_training_updates_the_loss_chart_and_survives_a_page_switch(page):
 
 def test_attention_heatmap_and_forecast_band_are_drawn(page):
     open_page(page, "Attention")
-    page.wait_for_selector("[data-testid='stPlotlyChart']")
+    page.wait_for_function(f"() => ({CHART_TRACES_JS})().flat().some(t => t.type === 'heatmap')",
+                           timeout=30_000)
     heatmaps = [t for chart in chart_traces(page) for t in chart if t["type"] == "heatmap"]
     assert heatmaps and all(t["n"] > 0 for t in heatmaps)
     shot(page, "attention")
 
     open_page(page, "Forecast")
-    page.wait_for_selector("[data-testid='stPlotlyChart']")
+    # charts draw after the script finishes: wait for the fan chart's 50/80/95% bands
+    page.wait_for_function(f"() => ({CHART_TRACES_JS})().flat().filter(t => t.fill === 'toself').length >= 3",
+                           timeout=30_000)
     bands = [t for chart in chart_traces(page) for t in chart if t["fill"] == "toself"]
-    assert len(bands) >= 3  # 50/80/95% bands
+    assert len(bands) >= 3 and all(t["n"] > 0 for t in bands)
     shot(page, "forecast")
 
 
