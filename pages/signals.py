@@ -44,8 +44,5 @@ with c2:
     st.caption("A calibrated model's σ tracks the true noise where the signal is predictable and "
                "grows where it is not (a jump, the first patches).")
 
-# lazy: built, sent and drawn only while open (a collapsed expander would still draw it)
-grid = st.expander("Patch grid: the tokens the model reads", key="sig_grid_open", on_change="rerun")
-if grid.open:
-    with grid:
-        ui.cached_chart("patch_grid_figure", a.patches, patch_size=P, key="sig_grid")
+with st.expander("Patch grid: the tokens the model reads"):
+    ui.cached_chart("patch_grid_figure", a.patches, patch_size=P, key="sig_grid")
