@@ -145,7 +145,10 @@ def test_training_updates_the_loss_chart_and_survives_a_page_switch(page):
                      .find(e => e.innerText.startsWith('Step'));
                    return m && parseInt(m.querySelector('[data-testid="stMetricValue"]').innerText) >= 60; }""",
         timeout=90_000)
-    loss_points = max(t["n"] for chart in chart_traces(page) for t in chart if t["name"].startswith("train"))
+    # the live loss chart is drawn with the train curve's points
+    page.wait_for_function(f"() => ({CHART_TRACES_JS})().flat().some(t => t.name === 'train' && t.n >= 2)",
+                           timeout=30_000)
+    loss_points = max(t["n"] for chart in chart_traces(page) for t in chart if t["name"] == "train")
     assert loss_points >= 2
     shot(page, "train-running")
     step_before = int(metric_value(page, "Step"))
