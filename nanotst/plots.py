@@ -396,6 +396,24 @@ def attention_over_signal_figure(series: np.ndarray, weights: np.ndarray, patch_
 
 # ---------------------------------------------------------------- forecasting
 
+def _add_forecast(fig, x, median, bands, samples=None, truth=None) -> None:
+    """The forecast part of a fan chart at x: bands {coverage%: (lo, hi)}, sample paths, median, truth."""
+    alphas = {50: 0.4, 80: 0.25, 95: 0.13}
+    for cov in sorted(bands, reverse=True):
+        lo, hi = bands[cov]
+        _band(fig, x, lo, hi, f"{cov}% band", alphas.get(cov, 0.2))
+    if samples is not None:
+        for i, path in enumerate(np.asarray(samples, dtype=float)):
+            fig.add_trace(go.Scatter(x=_x32(np.asarray(x)), y=_f32(path), mode="lines", name="sample paths",
+                                     legendgroup="samples", showlegend=i == 0, opacity=0.5,
+                                     line=dict(color="#72B7B2", width=0.8)))
+    fig.add_trace(go.Scatter(x=x, y=np.asarray(median, dtype=float), mode="lines", name="median",
+                             line=dict(color=MU_COLOR, width=2)))
+    if truth is not None:
+        fig.add_trace(go.Scatter(x=x, y=np.asarray(truth, dtype=float), mode="lines",
+                                 name="held-out truth", line=dict(color="#54A24B", width=2, dash="dash")))
+
+
 def fan_chart_figure(context: np.ndarray, horizon_t: np.ndarray, median: np.ndarray,
                      bands: Mapping[int, tuple[np.ndarray, np.ndarray]],
                      samples: np.ndarray | None = None, truth: np.ndarray | None = None,
@@ -406,20 +424,7 @@ def fan_chart_figure(context: np.ndarray, horizon_t: np.ndarray, median: np.ndar
     fig = _fig(title, "time step", y_label, height=height)
     fig.add_trace(go.Scatter(x=np.arange(len(context), dtype=np.int32), y=_f32(context), mode="lines", name="context",
                              line=dict(color=TARGET_COLOR, width=1.3)))
-    alphas = {50: 0.4, 80: 0.25, 95: 0.13}
-    for cov in sorted(bands, reverse=True):
-        lo, hi = bands[cov]
-        _band(fig, horizon_t, lo, hi, f"{cov}% band", alphas.get(cov, 0.2))
-    if samples is not None:
-        for i, path in enumerate(np.asarray(samples)):
-            fig.add_trace(go.Scatter(x=_x32(horizon_t), y=_f32(path), mode="lines", name="sample paths",
-                                     legendgroup="samples", showlegend=i == 0, opacity=0.5,
-                                     line=dict(color="#72B7B2", width=0.8)))
-    fig.add_trace(go.Scatter(x=horizon_t, y=np.asarray(median), mode="lines", name="median",
-                             line=dict(color=MU_COLOR, width=2)))
-    if truth is not None:
-        fig.add_trace(go.Scatter(x=horizon_t, y=np.asarray(truth), mode="lines",
-                                 name="held-out truth", line=dict(color="#54A24B", width=2, dash="dash")))
+    _add_forecast(fig, horizon_t, median, bands, samples, truth)
     fig.update_layout(shapes=[_vline(len(context) - 0.5, "#999999", "dot")])
     return fig
 
@@ -488,20 +493,7 @@ def series_fan_chart_figure(history: Sequence[float], future_median: Sequence[fl
     fig = _fig(title, x_label, y_label, height=height)
     fig.add_trace(go.Scatter(x=hx, y=history, mode="lines", name=history_name,
                              line=dict(color=TARGET_COLOR, width=1.3)))
-    alphas = {50: 0.4, 80: 0.25, 95: 0.13}
-    for cov in sorted(bands, reverse=True):
-        lo, hi = bands[cov]
-        _band(fig, fx, lo, hi, f"{cov}% band", alphas.get(cov, 0.2))
-    if samples is not None:
-        for i, path in enumerate(np.asarray(samples, dtype=float)):
-            fig.add_trace(go.Scatter(x=fx, y=path, mode="lines", name="sample paths",
-                                     legendgroup="samples", showlegend=i == 0, opacity=0.5,
-                                     line=dict(color="#72B7B2", width=0.8)))
-    fig.add_trace(go.Scatter(x=fx, y=median, mode="lines", name="median",
-                             line=dict(color=MU_COLOR, width=2)))
-    if truth is not None:
-        fig.add_trace(go.Scatter(x=fx, y=np.asarray(truth, dtype=float), mode="lines",
-                                 name="held-out truth", line=dict(color="#54A24B", width=2, dash="dash")))
+    _add_forecast(fig, fx, median, bands, samples, truth)
     if len(hx):
         fig.update_layout(shapes=[_vline(_x_value(hx[-1]), "#999999", "dot")])
     return _legend_below(fig, height)
