@@ -8,7 +8,6 @@ import pandas as pd
 import streamlit as st
 
 from nanotst import app_state as A
-from nanotst import plots
 from nanotst import userforecast as U
 from nanotst.userdata import DataError
 from pages import _common as ui
@@ -61,10 +60,10 @@ def synthetic() -> None:
     r = ui.forecast(active.key, active.model, signal.values, horizon, n_samples, 0)
     for note in r.notes:
         st.caption(note)
-    ui.chart(plots.fan_chart_figure(r.context, r.horizon_t, r.median, r.bands,
-                                    samples=r.samples[:show_paths], truth=r.truth,
-                                    title=f"Forecast of {signal.name}: {n_samples} paths, "
-                                          f"{horizon} patch(es) = {len(r.truth)} steps"), key="fc_fan")
+    ui.cached_chart("fan_chart_figure", r.context, r.horizon_t, r.median, r.bands,
+                    samples=r.samples[:show_paths], truth=r.truth,
+                    title=f"Forecast of {signal.name}: {n_samples} paths, "
+                          f"{horizon} patch(es) = {len(r.truth)} steps", key="fc_fan")
     st.subheader("Against the baselines")
     table = pd.DataFrame(r.table()).set_index("method")
     c1, c2 = st.columns([3, 2])
@@ -75,7 +74,7 @@ def synthetic() -> None:
                    "(detected from the context). Baselines are point forecasts, so no coverage.")
     with c2:
         metric = st.radio("Metric", ["mae", "mse", "mase", "crps"], horizontal=True, key="fc_metric")
-        ui.chart(plots.metrics_bar_figure(table.to_dict("index"), metric), key="fc_bars")
+        ui.cached_chart("metrics_bar_figure", r.scores, metric, key="fc_bars")
     calibration_section(U.calibration(r.samples, r.truth) if r.probabilistic else None)
     st.download_button("Download forecast CSV", data=r.csv(), file_name="nanotst_forecast.csv",
                        mime="text/csv", on_click="ignore", key="fc_download")
