@@ -70,6 +70,8 @@ def add_train(sub) -> None:
     g.add_argument("--dropout", type=float, default=m.dropout)
     g.add_argument("--min-sigma", type=float, default=m.min_sigma)
     g.add_argument("--no-causal", action="store_true", help="let patches see the future (the cheating experiment)")
+    g.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
+                   help="start from this checkpoint's weights and model config (then leave out the model flags)")
     g = p.add_argument_group("training")
     for name in ("n_series", "epochs", "batch_size", "seed"):
         g.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(t, name))
@@ -122,7 +124,15 @@ def cmd_train(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)      # fail before training, not after
     if not os.access(out.parent, os.W_OK):
         raise CLIError(f"cannot write to {out.parent}")
-    trainer = Trainer(model_config, train_config, eval_every=args.eval_every, snapshot_every=args.snapshot_every)
+    init_model = None
+    if args.init is not None:
+        init_model = load_checkpoint(args.init).model
+        if model_config not in (ModelConfig(), init_model.config):
+            raise CLIError("--init takes the model config from the checkpoint; leave out the model flags")
+        model_config = None
+    trainer = Trainer(model_config, train_config, eval_every=args.eval_every, snapshot_every=args.snapshot_every,
+                      model=init_model)
+    model_config = trainer.model_config
 
     interrupted = []
     def on_sigint(signum, frame):          # first Ctrl-C: stop after this chunk and save
@@ -154,8 +164,11 @@ def cmd_train(args) -> int:
     print(f"{trainer.stop_reason}: {trainer.step} steps, {trainer.elapsed:.1f} s of training", file=sys.stderr)
 
     metrics = trainer.metrics()
+    data_spec = trainer.data_spec()
+    if args.init is not None:
+        data_spec["init_from"] = str(args.init)
     save_checkpoint(out, trainer.model, train_config, trainer.history, trainer.snapshots,
-                    trainer.data_spec(), metrics)
+                    data_spec, metrics)
     print(f"saved {out}", file=sys.stderr)
     if not args.no_report:
         from .report import write_report

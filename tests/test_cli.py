@@ -145,3 +145,29 @@ def test_report_figures_are_pure_and_complete(tmp_path):
     assert len(loss_figure(history).data) == 2
     out = write_report(tmp_path / "r.html", history, snaps, title="t")
     assert out.read_text().count("<script src=") == 0 and os.listdir(tmp_path) == ["r.html"]
+
+
+def test_train_init_continues_from_a_checkpoint(tiny_checkpoint, tmp_path):
+    start = load_checkpoint(tiny_checkpoint)
+    out = tmp_path / "continued.pt"
+    r = nanotst("train", "--init", tiny_checkpoint, "--n-series", "32", "--epochs", "1",
+                "--batch-size", "16", "--lr", "1e-9", "--threads", "1", "--no-report", "--out", out)
+    assert r.returncode == 0, r.stderr
+    cont = load_checkpoint(out)
+    assert cont.model_config == start.model_config             # the checkpoint's config, no flags needed
+    assert cont.data_spec["init_from"] == str(tiny_checkpoint)
+    for name, w in start.model.state_dict().items():           # a near-zero lr: the start weights survive
+        assert (cont.model.state_dict()[name] - w).abs().max() < 1e-5, name
+
+    fresh = tmp_path / "fresh.pt"
+    r = nanotst("train", *TINY_FLAGS, "--lr", "1e-9", "--seed", "5", "--no-report", "--out", fresh)
+    assert r.returncode == 0, r.stderr
+    other = load_checkpoint(fresh).model.state_dict()
+    assert any((other[n] - w).abs().max() > 1e-3 for n, w in start.model.state_dict().items())
+
+
+def test_train_init_refuses_model_flags_that_disagree(tiny_checkpoint, tmp_path):
+    r = nanotst("train", "--init", tiny_checkpoint, "--d-model", "32", "--out", tmp_path / "x.pt")
+    assert "leave out the model flags" in assert_one_line_error(r)
+    r = nanotst("train", "--init", tmp_path / "missing.pt", "--out", tmp_path / "x.pt")
+    assert "missing.pt" in assert_one_line_error(r)
