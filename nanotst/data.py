@@ -15,14 +15,14 @@ import numpy as np
 
 FAMILIES = (
     "flat", "trend_up", "trend_down", "sine_low", "sine_high", "sine_trend", "noisy_sine",
-    "step", "noise", "multi_sine", "sawtooth", "square", "random_walk",
+    "step", "noise", "multi_sine", "sawtooth", "square", "random_walk", "seasonal",
 )
 
 MIXES = {
     # every family: what the shipped model is trained on, so the grammar really holds
     "all": {"flat": 1.0, "trend_up": 1.0, "trend_down": 1.0, "sine_low": 1.0, "sine_high": 1.0,
             "sine_trend": 2.0, "noisy_sine": 4.0, "step": 0.75, "noise": 0.5, "multi_sine": 1.0,
-            "sawtooth": 0.5, "square": 0.5, "random_walk": 0.5},
+            "sawtooth": 0.5, "square": 0.5, "random_walk": 0.5, "seasonal": 6.0},
     # the original generator: offset + trend*t + amp*sin(2*pi*freq*t) + 0.1 noise
     "original": {"sine_trend": 1.0},
     # no periodic data at all: the generalization experiment trains on this and tests on sine
@@ -176,7 +176,60 @@ def generate(family: str, length: int, rng: np.random.Generator) -> tuple[np.nda
         std = u(0.05, 0.5)
         values = offset + np.cumsum(std * rng.normal(0, 1, length))
         return values, Factors(family, offset=offset, noise_std=std)
+    if family == "seasonal":
+        return _seasonal(length, rng, offset)
     raise SignalError(f"unknown signal family {family!r}; known: {', '.join(FAMILIES)}")
+
+
+def _ar1(n: int, phi: float, rng: np.random.Generator) -> np.ndarray:
+    """Unit-variance AR(1) noise: phi 0 is white, phi near 1 wanders slowly."""
+    eps = rng.normal(0, 1, n)
+    out = np.empty(n)
+    out[0] = eps[0]
+    for i in range(1, n):
+        out[i] = phi * out[i - 1] + np.sqrt(1 - phi * phi) * eps[i]
+    return out
+
+
+def _seasonal(length: int, rng: np.random.Generator, offset: float) -> tuple[np.ndarray, Factors]:
+    """What real seasonal data looks like: a season of 4-96 samples (often shorter than a patch)
+    with a few harmonics, under a trend that may dwarf it, with drifting anomalies, red noise,
+    sometimes a level shift, a slowly changing amplitude or period, or a rectified shape
+    (sunspot-like cycles that never go below zero)."""
+    u = rng.uniform
+    n = np.arange(length)
+    period = float(np.exp(u(np.log(4), np.log(96))))
+    amp = u(0.3, 2.0)
+    cycles = n / period
+    if rng.random() < 0.25:                  # the period drifts: quasi-periodic cycles
+        cycles = np.cumsum(np.exp(0.12 * _ar1(length, 0.995, rng))) / period
+    season = np.zeros(length)
+    for k in range(1, int(rng.integers(1, 4)) + 1):
+        weight = 1.0 if k == 1 else u(0, 0.6) / k
+        season += weight * np.sin(2 * np.pi * (k * cycles + u(0, 1)))
+    if rng.random() < 0.15:                  # rectified cycles, e.g. sunspots
+        season = np.abs(np.sin(np.pi * (cycles + u(0, 1)))) ** u(1, 2) * 2 - 1
+    if rng.random() < 0.3:                   # the amplitude changes slowly
+        season *= 1 + u(0, 0.6) * np.sin(2 * np.pi * (u(0.3, 3) * n / length + u(0, 1)))
+    values = amp * season
+    trend = 0.0
+    if rng.random() < 0.7:                   # total rise, up to 30x the seasonal amplitude
+        trend = amp * float(np.exp(u(np.log(0.2), np.log(30)))) * rng.choice([-1.0, 1.0])
+        t = n / length
+        bend = u(-0.5, 0.5) if rng.random() < 0.3 else 0.0
+        values += trend * (t + bend * (t * t - t))
+    if rng.random() < 0.3:                   # slow anomalies (El Nino-like)
+        values += amp * u(0.1, 1.0) * _ar1(length, u(0.9, 0.99), rng)
+    jump_pos, jump_size = 0, 0.0
+    if rng.random() < 0.15:
+        jump_pos = int(rng.integers(length // 8, length - length // 8))
+        jump_size = amp * u(0.5, 3.0) * rng.choice([-1.0, 1.0])
+        values += jump_size * (n >= jump_pos)
+    noise = amp * u(0, 0.3)
+    values += noise * _ar1(length, u(0, 0.8), rng)
+    return offset + values, Factors("seasonal", freq=length / period, amplitude=amp, trend=trend,
+                                    offset=offset, noise_std=noise, jump_pos=jump_pos,
+                                    jump_size=jump_size)
 
 
 def resolve_mix(mix: dict | str | None) -> dict[str, float]:

@@ -79,3 +79,21 @@ def test_probe_cases_cover_the_canonical_behaviours():
     down, _ = probes["trend_down"]
     assert up[-1] > up[0] and down[-1] < down[0]
     assert probes["jump"][1].jump_size == 2.0
+
+
+def test_seasonal_family_has_short_seasons_under_trends():
+    """Real monthly data has seasons shorter than a patch: the family must draw them, and its
+    factors must name the season that is really in the series."""
+    rng = np.random.default_rng(0)
+    draws = [generate("seasonal", 512, rng) for _ in range(100)]
+    periods = np.array([512 / f.freq for _, f in draws])
+    assert periods.min() >= 4 and periods.max() <= 96
+    assert 0.3 < np.mean(periods < 32) < 0.9           # shorter and longer than a patch
+    assert sum(abs(f.trend) > 5 * f.amplitude for _, f in draws) >= 10   # trend dwarfs the season
+    found = 0
+    for values, f in draws:
+        step = np.diff(values)                          # differencing removes the trend
+        peak = np.argmax(np.abs(np.fft.rfft(step - step.mean()))[1:]) + 1
+        ratio = peak * 512 / len(step) / f.freq         # 1 at the season, k at its k-th harmonic
+        found += abs(ratio - round(ratio)) < 0.15 and round(ratio) >= 1
+    assert found >= 85
