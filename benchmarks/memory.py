@@ -35,11 +35,11 @@ else:
     from nanotst.data import make_dataset
     from nanotst.model import build_model
     model = build_model(ModelConfig()).train()
-    data = torch.from_numpy(make_dataset(2000, 512, "all", 0).values)
+    data = torch.from_numpy(make_dataset(2000, 512 + 32, "all", 0).values)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01, fused=True)
     for i in range(steps):
-        x = data[torch.randint(0, len(data), (batch,))]
-        loss = model.loss(model(x), x)
+        s = data[torch.randint(0, len(data), (batch,))]
+        loss = model.loss(model(s[:, :512]), s[:, 32:])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -53,11 +53,11 @@ def via_lean(args) -> dict:
     tc = TrainConfig(epochs=args.epochs)
     torch.manual_seed(tc.seed)
     model = build_model(ModelConfig()).train()
-    data = torch.from_numpy(make_dataset(tc.n_series, 512, tc.mix, tc.seed).values)
+    data = torch.from_numpy(make_dataset(tc.n_series, 512 + 32, tc.mix, tc.seed).values)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay,
                             fused=args.optimizer == "fused")
     params = list(model.parameters())
-    loss_fn = lambda x: model.loss(model(x), x)  # noqa: E731
+    loss_fn = lambda s: model.loss(model(s[:, :512]), s[:, 32:])  # noqa: E731
     if args.compile:
         loss_fn = torch.compile(loss_fn, dynamic=False)
     setup = time.perf_counter() - t0

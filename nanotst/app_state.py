@@ -20,7 +20,7 @@ from .config import ConfigError, ModelConfig, TrainConfig
 from .data import (FAMILIES, GRAMMAR_NOISE_STD, MIXES, SignalError, SignalSpec, design_signal,
                    generate, grammar_cases, probe_cases)
 from .evaluate import next_patch_predictions
-from .model import PatchForecaster, build_model
+from .model import PatchForecaster, build_model, positions
 
 CHECKPOINT_DIR_ENV = "NANOTST_CHECKPOINT_DIR"
 DEFAULT_CHECKPOINT_ENV = "NANOTST_DEFAULT_CHECKPOINT"
@@ -197,7 +197,7 @@ def pipeline_stages(model: PatchForecaster, values: np.ndarray) -> list[Stage]:
                     f"(x − {float(loc):.3g}) / {float(scale):.3g}: mean 0, std 1"),
               Stage("patches", f"{N}×{P}", patches[0].numpy(), f"{N} tokens of {P} values")]
     if hasattr(model, "blocks"):
-        h = model.embed(patches) + model.pos.weight[:N]
+        h = model.embed(patches) + positions(model.pos, N)
         stages.append(Stage("embeddings", fmt(h), h[0].numpy(),
                             f"each patch → {cfg.d_model} numbers, plus a learned position"))
         for i, block in enumerate(model.blocks):

@@ -13,7 +13,7 @@ import torch
 
 from .config import ModelConfig
 from .data import SeriesSet, grammar_cases, make_dataset
-from .model import NORM_EPS, LinearBaseline, PatchForecaster, build_model
+from .model import NORM_EPS, LinearBaseline, PatchForecaster, build_model, next_patch_pairs
 
 
 @dataclass
@@ -39,16 +39,20 @@ class NextPatchPredictions:
 
 @torch.no_grad()
 def next_patch_predictions(model: PatchForecaster, series: np.ndarray) -> NextPatchPredictions:
-    """Run the model once over a series (length a multiple of the patch size)."""
+    """Predict patches 1..N-1 of a series of N whole patches from the patches before each.
+
+    One forward pass over the first N-1 patches (they set the normalization), as in training.
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    x = torch.as_tensor(np.asarray(series, dtype=np.float32), device=device).unsqueeze(0)
+    series = torch.as_tensor(np.asarray(series, dtype=np.float32), device=device).unsqueeze(0)
+    x, y = next_patch_pairs(series, model.config.patch_size)
     pred = model(x)
     model.train(was_training)
-    target = ((x - pred.loc) / pred.scale).view_as(pred.mu)[0, 1:]
-    sigma = None if pred.sigma is None else pred.sigma[0, :-1].cpu().numpy()
-    return NextPatchPredictions(target.cpu().numpy(), pred.mu[0, :-1].cpu().numpy(), sigma,
+    target = ((y - pred.loc) / pred.scale).view_as(pred.mu)[0]
+    sigma = None if pred.sigma is None else pred.sigma[0].cpu().numpy()
+    return NextPatchPredictions(target.cpu().numpy(), pred.mu[0].cpu().numpy(), sigma,
                                 float(pred.loc), float(pred.scale))
 
 
@@ -58,7 +62,7 @@ def grammar_eval(model: PatchForecaster, cases: dict[str, np.ndarray] | None = N
     Returns {"flat": {"mse": ..., "sigma": ...}, ...}; sigma is None for MSE rungs.
     """
     if cases is None:
-        cases = grammar_cases(model.config.context_length)
+        cases = grammar_cases(model.config.context_length + model.config.patch_size)
     results = {}
     for name, series in cases.items():
         p = next_patch_predictions(model, series)
@@ -240,8 +244,9 @@ def fit_linear_baseline(data, config: ModelConfig | None = None, ridge: float = 
     """Fit the linear rung (next patch = W @ patch + b) by ridge least squares, in closed form.
 
     data: a 1-D series, a 2-D array of series, or a data.SeriesSet. Every window of the most
-    recent <= context_length whole-patch values (stride one patch) is normalized as the model
-    normalizes its input, and gives (patch n, patch n+1) pairs. The ridge pulls W towards the
+    recent <= context_length + 1 whole patches (stride one patch) is normalized as the model
+    normalizes its input (statistics of all but the last patch), and gives (patch n, patch n+1)
+    pairs. The ridge pulls W towards the
     identity (the untrained model's "repeat the last patch"), so a short series stays sensible.
     """
     config = config or ModelConfig(rung="linear")
@@ -254,12 +259,12 @@ def fit_linear_baseline(data, config: ModelConfig | None = None, ridge: float = 
     for series in rows:
         series = _arr(series)
         series = series[len(series) % P:]
-        width = min(len(series), L)
+        width = min(len(series), L + P)
         if width < 2 * P:
             continue
         for end in range(len(series), width - 1, -P):
             w = series[end - width:end]
-            w = (w - w.mean()) / (w.std() + NORM_EPS)
+            w = (w - w[:-P].mean()) / (w[:-P].std() + NORM_EPS)
             patches = w.reshape(-1, P)
             inputs.append(patches[:-1])
             targets.append(patches[1:])
@@ -325,21 +330,22 @@ def evaluate_model(model: PatchForecaster, n_series: int = 200, mix="all", seed:
     the training seeds so the test series are new.
     """
     cfg = model.config
-    data = make_dataset(n_series, cfg.context_length, mix=mix, seed=seed)
+    data = make_dataset(n_series, cfg.context_length + cfg.patch_size, mix=mix, seed=seed)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     nll, sq, ab = [], [], []
     try:
         for start in range(0, n_series, batch_size):
-            x = torch.as_tensor(data.values[start:start + batch_size], device=device)
+            series = torch.as_tensor(data.values[start:start + batch_size], device=device)
+            x, y = next_patch_pairs(series, cfg.patch_size)
             pred = model(x)
-            target = ((x - pred.loc) / pred.scale).view_as(pred.mu)[:, 1:]
-            mu = pred.mu[:, :-1]
+            target = ((y - pred.loc) / pred.scale).view_as(pred.mu)
+            mu = pred.mu
             sq.append(((mu - target) ** 2).mean(dim=(1, 2)))
             ab.append((mu - target).abs().mean(dim=(1, 2)))
             if pred.sigma is not None:
-                sigma = pred.sigma[:, :-1]
+                sigma = pred.sigma
                 z = (target - mu) / sigma
                 nll.append((0.5 * np.log(2 * np.pi) + sigma.log() + 0.5 * z ** 2).mean(dim=(1, 2)))
     finally:

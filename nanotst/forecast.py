@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import NanoTST, PatchForecaster, Transformer
+from .model import NanoTST, PatchForecaster, Transformer, positions
 
 DEFAULT_QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 
@@ -101,7 +101,7 @@ def _last_step_fast(model, x: torch.Tensor):
     """
     cfg = model.config
     patches, loc, scale = model.patchify(x)                      # (B, N, P)
-    h = model.drop(model.embed(patches) + model.pos.weight[:patches.size(1)])  # (B, N, D)
+    h = model.drop(model.embed(patches) + positions(model.pos, patches.size(1)))  # (B, N, D)
     for block in model.blocks[:-1]:
         h, _ = block(h)
     last = model.blocks[-1]

@@ -6,7 +6,10 @@
 4. NanoTST            + a Gaussian head that predicts mu and sigma of the next patch (NLL)
 
 Every rung instance-normalizes its input (so their losses are comparable), cuts it into patches
-and predicts patch n+1 from patches 0..n. `forward` returns a Prediction and stores nothing on
+and predicts patch n+1 from patches 0..n. As in a GPT, the targets are the input shifted by one
+step, here one patch: `x, y = next_patch_pairs(series, P)`. The normalization statistics come
+from x only, so the prediction after the last input patch never sees its target's mean and spread
+(it is exactly what a forecast asks for). `forward` returns a Prediction and stores nothing on
 the module: one model can serve many threads and browser sessions at once.
 """
 from __future__ import annotations
@@ -161,13 +164,15 @@ class PatchForecaster(nn.Module):
     def predict(self, patches, need_attention):
         raise NotImplementedError
 
-    def loss(self, pred: Prediction, x: torch.Tensor) -> torch.Tensor:
-        """Next-patch loss in normalized space: MSE, or Gaussian NLL where there is a sigma."""
-        target = ((x - pred.loc) / pred.scale).view_as(pred.mu)[:, 1:]
-        mu = pred.mu[:, :-1]
+    def loss(self, pred: Prediction, y: torch.Tensor) -> torch.Tensor:
+        """Next-patch loss in normalized space: MSE, or Gaussian NLL where there is a sigma.
+
+        y (B, L) is the input shifted one patch ahead: its patch n is the target of position n.
+        """
+        target = ((y - pred.loc) / pred.scale).view_as(pred.mu)
         if pred.sigma is None:
-            return F.mse_loss(mu, target)
-        return gaussian_nll(mu, pred.sigma[:, :-1], target).mean()
+            return F.mse_loss(pred.mu, target)
+        return gaussian_nll(pred.mu, pred.sigma, target).mean()
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -179,6 +184,18 @@ class PatchForecaster(nn.Module):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+
+def positions(pos: nn.Embedding, n: int) -> torch.Tensor:
+    """Position embeddings of n patches, counted back from the newest: the last input patch
+    always gets the last position, so the position a forecast reads is the same at any input
+    length (as left-padding does in TimesFM)."""
+    return pos.weight[pos.num_embeddings - n:]
+
+
+def next_patch_pairs(series: torch.Tensor, patch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, L + P) series -> inputs x = the first L values, targets y = the last L values."""
+    return series[:, :-patch_size], series[:, patch_size:]
 
 
 def gaussian_nll(mu, sigma, target):
@@ -238,8 +255,7 @@ class Transformer(PatchForecaster):
         return nn.Linear(self.config.d_model, self.config.patch_size)
 
     def encode(self, patches, need_attention):
-        N = patches.size(1)
-        x = self.drop(self.embed(patches) + self.pos.weight[:N])  # (B, N, D)
+        x = self.drop(self.embed(patches) + positions(self.pos, patches.size(1)))  # (B, N, D)
         attention = []
         for block in self.blocks:
             x, weights = block(x, need_attention)

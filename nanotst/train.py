@@ -21,10 +21,14 @@ import torch
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import GRAMMAR_NOISE_STD, grammar_cases, make_dataset, resolve_mix
 from .evaluate import grammar_eval, next_patch_predictions
-from .model import NORM_EPS, PatchForecaster, build_model
+from .model import NORM_EPS, PatchForecaster, build_model, next_patch_pairs
 
 VAL_SEED_OFFSET = 1_000_003   # the validation set is drawn from a different seed than the training set
 EVAL_BATCH = 256
+# Forecasts of short series read the model after fewer than the full number of patches. Half the
+# training batches are cut to a random shorter input (2 patches or more, the newest values), so
+# that case is trained too; positions count back from the newest patch (model.positions).
+SHORT_INPUT_FRACTION = 0.5
 
 
 def default_device() -> torch.device:
@@ -35,16 +39,18 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-def grammar_noise_floor(context_length: int = 512, cases: dict | None = None) -> dict[str, float]:
+def grammar_noise_floor(context_length: int = 512, patch_size: int = 32,
+                        cases: dict | None = None) -> dict[str, float]:
     """The best next-patch MSE a model can reach on each grammar case, in normalized units.
 
-    Noise of std s in original units becomes s / scale after instance normalization, so a perfect
-    predictor of the clean signal still has MSE (s / scale)^2 on every predicted patch.
+    Noise of std s in original units becomes s / scale after instance normalization (scale = the
+    std of the input, all but the last patch), so a perfect predictor of the clean signal still
+    has MSE (s / scale)^2 on every predicted patch.
     """
-    cases = grammar_cases(context_length) if cases is None else cases
+    cases = grammar_cases(context_length + patch_size) if cases is None else cases
     floors = {}
     for name, series in cases.items():
-        scale = float(np.std(np.asarray(series, dtype=np.float64))) + NORM_EPS
+        scale = float(np.std(np.asarray(series, dtype=np.float64)[:-patch_size])) + NORM_EPS
         floors[name] = (GRAMMAR_NOISE_STD.get(name, 0.0) / scale) ** 2
     return floors
 
@@ -83,7 +89,8 @@ class Trainer:
         self.model.to(self.device)
         self._order_gen = torch.Generator().manual_seed(tc.seed)
 
-        length = model_config.context_length
+        # each series is one patch longer than the context: the input plus the patch after it
+        length = model_config.context_length + model_config.patch_size
         self._train_x = torch.from_numpy(make_dataset(tc.n_series, length, tc.mix, tc.seed).values).to(self.device)
         self.n_val = int(round(tc.val_fraction * tc.n_series))
         self._val_x = None
@@ -136,7 +143,7 @@ class Trainer:
     def data_spec(self) -> dict:
         tc = self.train_config
         return {"mix": resolve_mix(tc.mix), "mix_name": tc.mix if isinstance(tc.mix, str) else None,
-                "n_series": tc.n_series, "seed": tc.seed, "length": self.model_config.context_length,
+                "n_series": tc.n_series, "seed": tc.seed, "length": self.model_config.context_length + self.model_config.patch_size,
                 "n_val": self.n_val, "val_seed": tc.seed + VAL_SEED_OFFSET}
 
     def metrics(self) -> dict:
@@ -145,7 +152,8 @@ class Trainer:
             grammar = self.history[-1]["grammar"]
         else:
             grammar = grammar_eval(self.model, self._cases)
-        return {"grammar": grammar, "noise_floor": grammar_noise_floor(cases=self._cases),
+        return {"grammar": grammar, "noise_floor": grammar_noise_floor(patch_size=self.model_config.patch_size,
+                                                            cases=self._cases),
                 "step": self.step, "elapsed": self.elapsed}
 
     def summary(self) -> dict:
@@ -215,6 +223,13 @@ class Trainer:
             self._perm = torch.randperm(len(self._train_x), generator=self._order_gen).to(self.device)
         return self._train_x[self._perm[i * bs:(i + 1) * bs]]
 
+    def _input_patches(self) -> int:
+        """How many input patches this step trains on: all of them, or a random shorter input."""
+        N = self.model_config.n_patches
+        if N <= 2 or torch.rand((), generator=self._order_gen) >= SHORT_INPUT_FRACTION:
+            return N
+        return int(torch.randint(2, N, (), generator=self._order_gen))
+
     def lr_at(self, step: int) -> float:
         tc = self.train_config
         if tc.lr_schedule == "cosine":   # lr -> lr/10: a constant lr leaves the last weights noisy
@@ -225,8 +240,10 @@ class Trainer:
         if self.train_config.lr_schedule != "constant":
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr_at(self.step)
-        x = self._batch()
-        loss = self.model.loss(self.model(x), x)
+        P = self.model_config.patch_size
+        n = self._input_patches()
+        x, y = next_patch_pairs(self._batch()[:, -(n + 1) * P:], P)
+        loss = self.model.loss(self.model(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_config.grad_clip)
@@ -262,8 +279,8 @@ class Trainer:
         self.model.eval()
         total = 0.0
         for i in range(0, len(self._val_x), EVAL_BATCH):
-            x = self._val_x[i:i + EVAL_BATCH]
-            total += float(self.model.loss(self.model(x), x)) * len(x)
+            x, y = next_patch_pairs(self._val_x[i:i + EVAL_BATCH], self.model_config.patch_size)
+            total += float(self.model.loss(self.model(x), y)) * len(x)
         self.model.train(was_training)
         return total / len(self._val_x)
 

@@ -24,7 +24,7 @@ import torch
 
 from .evaluate import INTERVAL_LEVELS, fit_linear_baseline, interval_coverage, pit_values
 from .forecast import DEFAULT_QUANTILES, Forecast, forecast
-from .model import PatchForecaster
+from .model import PatchForecaster, next_patch_pairs
 from .userdata import DataError, BacktestResult, backtest
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
@@ -245,7 +245,7 @@ def fine_tune(model: PatchForecaster, values, holdout: int, steps: int = 50, lr:
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise DataError(f"fine-tuning needs at least 1 step, got {steps!r}")
     history = values[:len(values) - holdout]
-    width = min(L, (len(history) // P) * P)
+    width = min(L + P, (len(history) // P) * P)           # input plus the patch after it
     if width < 2 * P:
         raise DataError(f"fine-tuning needs at least {2 * P} values before the holdout, "
                         f"got {len(history)}")
@@ -262,8 +262,8 @@ def fine_tune(model: PatchForecaster, values, holdout: int, steps: int = 50, lr:
         tuned.train()
         for step in range(steps):
             idx = rng.integers(0, len(windows), size=min(batch_size, len(windows)))
-            x = windows[idx]
-            loss = tuned.loss(tuned(x), x)
+            x, y = next_patch_pairs(windows[idx], P)
+            loss = tuned.loss(tuned(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(tuned.parameters(), 1.0)

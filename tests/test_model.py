@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nanotst.config import RUNGS, ModelConfig
-from nanotst.model import build_model
+from nanotst.model import build_model, next_patch_pairs
 
 
 def make(config, rung="nanotst", **changes):
@@ -26,13 +26,33 @@ def test_default_model_shapes_and_size():
 @pytest.mark.parametrize("rung", RUNGS)
 def test_every_rung_shares_one_interface(tiny_config, rung):
     model = make(tiny_config, rung)
-    x = torch.randn(2, 64)
+    x, y = next_patch_pairs(torch.randn(2, 72), 8)
     pred = model(x)
     assert pred.mu.shape == (2, 8, 8)
     assert (pred.sigma is not None) == (rung == "nanotst")
     assert pred.attention is None
-    loss = model.loss(pred, x)
+    loss = model.loss(pred, y)
     assert loss.dim() == 0 and torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("rung", RUNGS)
+def test_every_position_is_trained_against_the_patch_after_it(tiny_config, rung):
+    # the targets are the input shifted one patch, normalized with the input's statistics only:
+    # so the last position (the one a forecast reads) gets a gradient, and the patch it predicts
+    # never moves the normalization
+    model = make(tiny_config, rung)
+    series = torch.randn(3, 72)
+    x, y = next_patch_pairs(series, 8)
+    assert torch.equal(x, series[:, :64]) and torch.equal(y, series[:, 8:])
+    pred = model(x)
+    pred.mu.retain_grad()
+    model.loss(pred, y).backward()
+    assert pred.mu.grad[:, -1].abs().sum() > 0
+    torch.testing.assert_close(pred.loc, x.mean(dim=1, keepdim=True))
+    moved = series.clone()
+    moved[:, -8:] += 100.0
+    x2, y2 = next_patch_pairs(moved, 8)
+    assert torch.equal(model(x2).loc, pred.loc)
 
 
 @pytest.mark.parametrize("rung", ["attention", "transformer", "nanotst"])
@@ -76,6 +96,21 @@ def test_without_the_causal_mask_earlier_predictions_see_the_future(tiny_config)
 def test_any_whole_number_of_patches_up_to_the_context_works(tiny_config, length):
     pred = make(tiny_config)(torch.randn(2, length))
     assert pred.mu.shape == (2, length // 8, 8)
+
+
+@pytest.mark.parametrize("rung", ["transformer", "nanotst"])
+def test_positions_count_back_from_the_newest_patch(tiny_config, rung):
+    # a 2-patch input sits at the last two positions: the oldest position is unused, the last is
+    # the one every forecast reads, whatever the input length
+    model = make(tiny_config, rung)
+    x = torch.randn(1, 16)
+    before = model(x).mu
+    with torch.no_grad():
+        model.pos.weight[0] += 1.0
+    torch.testing.assert_close(model(x).mu, before)
+    with torch.no_grad():
+        model.pos.weight[-1] += 1.0
+    assert not torch.allclose(model(x).mu[:, -1], before[:, -1])
 
 
 @pytest.mark.parametrize("length", [12, 72])
@@ -141,7 +176,7 @@ def test_training_mode_attention_paths_agree_without_dropout_masks(tiny_config, 
     # in training with dropout > 0 the explicit path runs; with p = 0 the masks are all ones, so
     # the explicit path, SDPA and the eval model give one answer, and so do their gradients
     model = make(tiny_config, dropout=0.0).train()
-    x = torch.randn(4, 64)
+    x, y = next_patch_pairs(torch.randn(4, 72), 8)
     fast = model(x)
     explicit = model(x, need_attention=True)
     torch.testing.assert_close(fast.mu, explicit.mu, atol=1e-5, rtol=1e-5)
@@ -149,7 +184,7 @@ def test_training_mode_attention_paths_agree_without_dropout_masks(tiny_config, 
     grads = []
     for need in (False, True):
         model.zero_grad()
-        model.loss(model(x, need_attention=need), x).backward()
+        model.loss(model(x, need_attention=need), y).backward()
         grads.append([p.grad.clone() for p in model.parameters()])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

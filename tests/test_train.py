@@ -51,7 +51,7 @@ def test_snapshots_are_plain_and_include_first_and_last():
     assert [s["step"] for s in t.snapshots] == [0, 10, 12]
     case = t.snapshots[-1]["grammar"]["sine"]
     assert isinstance(case["mu"], list) and isinstance(case["mu"][0][0], float)
-    assert len(case["target"]) == TINY.n_patches - 1 and len(case["sigma"][0]) == TINY.patch_size
+    assert len(case["target"]) == TINY.n_patches and len(case["sigma"][0]) == TINY.patch_size
     assert isinstance(case["loc"], float) and isinstance(case["scale"], float)
     assert [h["step"] for h in t.history] == [0, 5, 10, 12]
 
@@ -67,6 +67,18 @@ def test_chunked_run_equals_one_run():
     for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.equal(va, vb), k
     assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+
+
+def test_about_half_the_steps_train_on_a_shorter_input():
+    t = Trainer(TINY, tc(epochs=50), eval_every=10_000, device="cpu")
+    lengths = []
+    t.model.register_forward_pre_hook(lambda module, args: lengths.append(args[0].shape[1])
+                                      if module.training else None)
+    t.run(200)
+    full = TINY.context_length
+    assert len(lengths) == 200 and all(16 <= n <= full and n % 8 == 0 for n in lengths)
+    assert 0.35 < lengths.count(full) / 200 < 0.65
+    assert len(set(lengths)) >= 5          # the shorter inputs vary
 
 
 def test_run_for_and_stop():
@@ -122,7 +134,7 @@ def test_fine_tune_a_given_model_and_data_spec():
     assert t.model is model
     t.run(2)
     spec = t.data_spec()
-    assert spec["n_series"] == 64 and spec["length"] == 64 and spec["mix_name"] == "no_periodic"
+    assert spec["n_series"] == 64 and spec["length"] == 64 + 8 and spec["mix_name"] == "no_periodic"
     assert abs(sum(spec["mix"].values()) - 1) < 1e-9 and "sine_low" not in spec["mix"]
     s = t.summary()
     assert s["rung"] == "nanotst" and s["step"] == 2 and s["total_steps"] == 4

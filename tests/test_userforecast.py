@@ -98,7 +98,7 @@ def test_fine_tune_trains_a_copy_on_the_history_only(tiny_model):
     result = U.fine_tune(tiny_model, values, holdout=20, steps=5, lr=1e-3,
                          progress=lambda i, n, loss: seen.append((i, n)))
     assert seen[-1] == (5, 5) and len(result.losses) == 5
-    assert result.n_values == 80 and result.window == 64
+    assert result.n_values == 80 and result.window == 64 + 8     # input plus the next patch
     for k, v in tiny_model.state_dict().items():            # the original is untouched
         assert torch.equal(v, before[k]), k
     assert any(not torch.equal(v, before[k]) for k, v in result.model.state_dict().items())
