@@ -200,7 +200,7 @@ def evaluate_checkpoint(path) -> dict:
             "trained_steps": history[-1]["step"] if history else None,
             "train_seconds": history[-1].get("elapsed") if history else None,
             "grammar": grammar_eval(ck.model),
-            "noise_floor": grammar_noise_floor(cfg.context_length),
+            "noise_floor": grammar_noise_floor(cfg.context_length, cfg.patch_size),
             "test": _test_set_metrics(ck.model)}
 
 

@@ -148,7 +148,7 @@ def build_report(history: list[dict], snapshots: list[dict], *, model=None, titl
     """The whole report as one HTML string (plotly.js inlined once; no network needed)."""
     if floors is None and model is not None:
         from .train import grammar_noise_floor
-        floors = grammar_noise_floor(model.config.context_length)
+        floors = grammar_noise_floor(model.config.context_length, model.config.patch_size)
     sections = [("Loss", loss_figure(history)), ("Grammar", grammar_mse_figure(history, floors)),
                 ("Predictions over training", snapshot_figure(snapshots))]
     notes = []

@@ -182,7 +182,7 @@ def _default_eval():
     from nanotst.evaluate import grammar_eval
     from nanotst.train import grammar_noise_floor
     ck = load_checkpoint(DEFAULT_CHECKPOINT)
-    floor = grammar_noise_floor(ck.model_config.context_length)["noisy"]   # computed, about 0.074
+    floor = grammar_noise_floor(ck.model_config.context_length, ck.model_config.patch_size)["noisy"]   # computed, about 0.074
     return ck, grammar_eval(ck.model), floor
 
 
