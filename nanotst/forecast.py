@@ -157,7 +157,8 @@ def forecast(model: PatchForecaster, context, horizon_patches: int, n_samples: i
     rng = np.random.default_rng(int(seed))
     noise = torch.from_numpy(rng.standard_normal((n_samples, horizon_patches, P),
                                                  dtype=np.float32)).to(device)
-    x = torch.as_tensor(values, dtype=torch.float32, device=device).unsqueeze(0)
+    # a copy: the caller's array may be read-only (a pandas column), which torch warns about
+    x = torch.from_numpy(np.array(values, dtype=np.float32)).to(device).unsqueeze(0)
     was_training = model.training
     if was_training:  # a shared eval-mode model is never touched
         model.eval()

@@ -1,4 +1,6 @@
 """Batched autoregressive forecasting: shapes, seeds, quantiles, context handling, fast path."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -140,3 +142,15 @@ def test_holdout_forecast():
     assert {"mae", "mse", "mase", "crps", "coverage_50", "coverage_80", "coverage_95"} <= set(ho.scores)
     with pytest.raises(ForecastError, match="at least 2 patches"):
         holdout_forecast(model, series(30), k_patches=2)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_read_only_context_is_forecast_without_a_warning(dtype):
+    # pandas hands out read-only column arrays; torch warns on those unless we copy
+    values = series().astype(dtype)
+    frozen = values.copy()
+    frozen.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fc = forecast(tiny(), frozen, 2, n_samples=8)
+    np.testing.assert_array_equal(fc.samples, forecast(tiny(), values, 2, n_samples=8).samples)
