@@ -143,7 +143,8 @@ class Trainer:
     def data_spec(self) -> dict:
         tc = self.train_config
         return {"mix": resolve_mix(tc.mix), "mix_name": tc.mix if isinstance(tc.mix, str) else None,
-                "n_series": tc.n_series, "seed": tc.seed, "length": self.model_config.context_length + self.model_config.patch_size,
+                "n_series": tc.n_series, "seed": tc.seed,
+                "length": self.model_config.context_length + self.model_config.patch_size,
                 "n_val": self.n_val, "val_seed": tc.seed + VAL_SEED_OFFSET}
 
     def metrics(self) -> dict:
@@ -152,8 +153,8 @@ class Trainer:
             grammar = self.history[-1]["grammar"]
         else:
             grammar = grammar_eval(self.model, self._cases)
-        return {"grammar": grammar, "noise_floor": grammar_noise_floor(patch_size=self.model_config.patch_size,
-                                                            cases=self._cases),
+        floors = grammar_noise_floor(patch_size=self.model_config.patch_size, cases=self._cases)
+        return {"grammar": grammar, "noise_floor": floors,
                 "step": self.step, "elapsed": self.elapsed}
 
     def summary(self) -> dict:
