@@ -113,6 +113,10 @@ def model_card(active: ActiveModel) -> dict:
         card["training"] = {"series": tc.n_series, "epochs": tc.epochs, "batch size": tc.batch_size,
                             "learning rate": tc.lr, "seed": tc.seed,
                             "steps": active.history[-1]["step"] if active.history else None}
+        # a run started from another checkpoint's weights (train --init): the numbers above are
+        # this run's only
+        if (active.data_spec or {}).get("init_from"):
+            card["training"]["continued from"] = active.data_spec["init_from"]
     if active.data_spec:
         card["data"] = active.data_spec
     grammar = (active.metrics or {}).get("grammar")

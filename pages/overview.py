@@ -49,6 +49,11 @@ with left:
         st.subheader("Training")
         st.dataframe(pd.DataFrame({"value": {k: str(v) for k, v in card["training"].items()}}),
                      width="stretch")
+        if "continued from" in card["training"]:
+            st.caption("This run started from the weights of an earlier one; the steps and "
+                       "settings above are this run's only.")
+    if active.source == "default":
+        st.caption("How the shipped model was trained, and every run tried: `checkpoints/README.md`.")
 with right:
     st.subheader("Grammar test (next-patch MSE, normalized)")
     if card["grammar"]:

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from nanotst.app_state import CHECKPOINT_DIR_ENV, DEFAULT_CHECKPOINT_ENV
 from nanotst.checkpoints import save_checkpoint
-from nanotst.config import ModelConfig
+from nanotst.config import ModelConfig, TrainConfig
 from nanotst.model import build_model
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
@@ -362,3 +362,18 @@ def test_forecast_own_series_with_an_mse_rung(tmp_path, monkeypatch):
     at.slider(key="fc_ft_steps").set_value(5).run()
     at.button(key="fc_ft_run").click().run()
     assert not at.exception and "NanoTST after fine-tune" in at.dataframe[-1].value.index
+
+
+def test_overview_says_when_a_model_continued_from_another(ckpt_dir):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, dropout=0.0)).eval()
+    save_checkpoint(ckpt_dir / "more.pt", model, TrainConfig(n_series=8, epochs=1),
+                    history=[{"step": 5}], data_spec={"init_from": "checkpoints/stage1.pt"},
+                    name="more")
+    at = open_page("pages/overview.py")
+    assert not any("earlier one" in c.value for c in at.caption)
+    at.selectbox(key="model_choice").set_value(f"file:{(ckpt_dir / 'more.pt').resolve()}").run()
+    assert not at.exception, [e.value for e in at.exception]
+    training = next(df.value for df in at.dataframe if "continued from" in df.value.index)
+    assert training.loc["continued from", "value"] == "checkpoints/stage1.pt"
+    assert any("earlier one" in c.value for c in at.caption)
