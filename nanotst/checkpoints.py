@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from .config import ConfigError, ModelConfig, TrainConfig
+from .files import atomic_write
 from .model import PatchForecaster, build_model
 
 FORMAT = "nanotst-checkpoint"
@@ -114,27 +114,10 @@ def save_checkpoint(path, model: PatchForecaster, train_config: TrainConfig | No
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "name": name if name is not None else path.stem,
     }
-    folder = path.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as err:
-        raise CheckpointError(f"cannot write to {folder}: {_one_line(err)}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)              # mkstemp makes 0600; a checkpoint is meant to be shared
-        os.replace(tmp, path)
-    except BaseException as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(err, Exception):
-            raise CheckpointError(f"could not save checkpoint {path}: {_one_line(err)}") from None
-        raise
+        atomic_write(path, lambda f: torch.save(payload, f))
+    except Exception as err:  # noqa: BLE001 - any failure to write is one message, nothing is left behind
+        raise CheckpointError(f"could not save checkpoint {path}: {_one_line(err)}") from None
     return path
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from .checkpoints import CHECKPOINT_DIR, CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import MIXES, SignalError
-
+from .files import atomic_write
 from .forecast import ForecastError
 from .userdata import DataError
 
@@ -289,11 +289,8 @@ def cmd_forecast(args) -> int:
     for note in fc.notes:
         print(f"note: {note}", file=sys.stderr)
     frame = forecast_frame(fc, quantiles=args.quantiles)
-    out = args.output
-    tmp = out.with_name(out.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, out)  # never a half-written file
-    print(f"wrote {len(frame)} steps of {series.name!r} to {out}", file=sys.stderr)
+    atomic_write(args.output, lambda f: frame.to_csv(f, index=False), binary=False)
+    print(f"wrote {len(frame)} steps of {series.name!r} to {args.output}", file=sys.stderr)
     return 0
 
 

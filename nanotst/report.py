@@ -7,13 +7,13 @@ writes it atomically.
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from .files import atomic_write
 
 CASE_COLORS = {"flat": "#1f77b4", "line": "#2ca02c", "sine": "#d62728", "noisy": "#9467bd"}
 
@@ -184,18 +184,5 @@ def build_report(history: list[dict], snapshots: list[dict], *, model=None, titl
 
 def write_report(path, history: list[dict], snapshots: list[dict], **kwargs) -> Path:
     """Build the report and write it atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
     text = build_report(history, snapshots, **kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return atomic_write(path, lambda f: f.write(text), binary=False)
