@@ -112,6 +112,24 @@ def _leave_legacy_navigation() -> None:
         st.rerun()
 
 
+def kept(key: str, default) -> dict:
+    """Widget arguments (key, on_change, args) that keep the widget's value while the user visits
+    other pages.
+
+    Streamlit forgets a widget's value when a run does not draw it (a run of another page), so
+    the value lives under a plain session key, is copied into the widget before it is drawn and
+    copied back when the user changes it. Pass no default value to the widget itself.
+    """
+    store = f"kept:{key}"
+    st.session_state.setdefault(store, default)
+    st.session_state[key] = st.session_state[store]
+    return {"key": key, "on_change": _store_kept, "args": (key,)}
+
+
+def _store_kept(key: str) -> None:
+    st.session_state[f"kept:{key}"] = st.session_state[key]
+
+
 def sidebar() -> A.ActiveModel:
     """The model picker: every page calls this first. Sets and returns the active model."""
     _leave_legacy_navigation()

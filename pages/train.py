@@ -10,6 +10,7 @@ from pages import _common as ui
 
 ui.sidebar()
 D = A.TrainSettings()
+WEIGHT_MAX = max(8.0, *MIXES["all"].values())   # the custom mix sliders reach past every preset weight
 session: A.TrainingSession = st.session_state.setdefault("train_session", A.TrainingSession(D))
 
 st.title("Train")
@@ -20,15 +21,13 @@ st.markdown("Train your own NanoTST in this browser session. The defaults are sm
 
 def settings() -> A.TrainSettings:
     s = st.session_state
-    preset = s.get("tr_mix", "all")
+    preset = s["tr_mix"]
     mix = tuple(MIXES[preset].items()) if preset != "custom" else tuple(
-        (f, float(s.get(f"tr_w_{f}", 1.0))) for f in FAMILIES)
-    return A.TrainSettings(rung=s.get("tr_rung", D.rung), n_layers=s.get("tr_layers", D.n_layers),
-                           d_model=s.get("tr_width", D.d_model), n_heads=s.get("tr_heads", D.n_heads),
-                           patch_size=s.get("tr_patch", D.patch_size), lr=s.get("tr_lr", D.lr),
-                           batch_size=s.get("tr_batch", D.batch_size), epochs=s.get("tr_epochs", D.epochs),
-                           n_series=s.get("tr_series", D.n_series), seed=s.get("tr_seed", D.seed),
-                           mix=mix, eval_every=s.get("tr_eval", D.eval_every))
+        (f, float(s[f"tr_w_{f}"])) for f in FAMILIES)
+    return A.TrainSettings(rung=s["tr_rung"], n_layers=s["tr_layers"], d_model=s["tr_width"],
+                           n_heads=s["tr_heads"], patch_size=s["tr_patch"], lr=s["tr_lr"],
+                           batch_size=s["tr_batch"], epochs=s["tr_epochs"], n_series=s["tr_series"],
+                           seed=s["tr_seed"], mix=mix, eval_every=s["tr_eval"])
 
 
 def on_start():
@@ -49,7 +48,7 @@ def on_reset():
 
 def on_save():
     try:
-        path = session.save(st.session_state.get("tr_name", "my-run"), A.checkpoint_dir())
+        path = session.save(st.session_state["tr_name"], A.checkpoint_dir())
     except Exception as err:  # noqa: BLE001 - CheckpointError: a bad name, an unwritable folder
         st.session_state["tr_save_msg"] = ("error", str(err))
         return
@@ -61,24 +60,28 @@ locked = session.started
 with st.expander("Model and training settings" + (" (Reset to change)" if locked else ""),
                  expanded=not locked):
     c = st.columns(5)
-    c[0].selectbox("Rung", RUNGS, index=RUNGS.index(D.rung), key="tr_rung", disabled=locked)
-    c[1].select_slider("Layers", [1, 2, 3, 4, 6], D.n_layers, key="tr_layers", disabled=locked)
-    c[2].select_slider("Width (d_model)", [16, 32, 64, 128, 256], D.d_model, key="tr_width", disabled=locked)
-    c[3].select_slider("Heads", [1, 2, 4, 8], D.n_heads, key="tr_heads", disabled=locked)
-    c[4].select_slider("Patch size", [8, 16, 32, 64, 128], D.patch_size, key="tr_patch", disabled=locked)
+    c[0].selectbox("Rung", RUNGS, **ui.kept("tr_rung", D.rung), disabled=locked)
+    c[1].select_slider("Layers", [1, 2, 3, 4, 6], **ui.kept("tr_layers", D.n_layers), disabled=locked)
+    c[2].select_slider("Width (d_model)", [16, 32, 64, 128, 256], **ui.kept("tr_width", D.d_model),
+                       disabled=locked)
+    c[3].select_slider("Heads", [1, 2, 4, 8], **ui.kept("tr_heads", D.n_heads), disabled=locked)
+    c[4].select_slider("Patch size", [8, 16, 32, 64, 128], **ui.kept("tr_patch", D.patch_size),
+                       disabled=locked)
     c = st.columns(6)
-    c[0].select_slider("Learning rate", [3e-4, 1e-3, 2e-3, 3e-3, 5e-3], D.lr, key="tr_lr", disabled=locked)
-    c[1].select_slider("Batch", [8, 16, 32, 64, 128], D.batch_size, key="tr_batch", disabled=locked)
-    c[2].number_input("Epochs", 1, 500, D.epochs, key="tr_epochs", disabled=locked)
-    c[3].number_input("Series", 16, 20_000, D.n_series, step=64, key="tr_series", disabled=locked)
-    c[4].number_input("Seed", 0, 10_000, D.seed, key="tr_seed", disabled=locked)
-    c[5].number_input("Eval every (steps)", 1, 1000, D.eval_every, key="tr_eval", disabled=locked)
-    preset = st.radio("Data mix", list(MIXES) + ["custom"], horizontal=True, key="tr_mix", disabled=locked)
+    c[0].select_slider("Learning rate", [3e-4, 1e-3, 2e-3, 3e-3, 5e-3], **ui.kept("tr_lr", D.lr),
+                       disabled=locked)
+    c[1].select_slider("Batch", [8, 16, 32, 64, 128], **ui.kept("tr_batch", D.batch_size), disabled=locked)
+    c[2].number_input("Epochs", 1, 500, **ui.kept("tr_epochs", D.epochs), disabled=locked)
+    c[3].number_input("Series", 16, 20_000, step=64, **ui.kept("tr_series", D.n_series), disabled=locked)
+    c[4].number_input("Seed", 0, 10_000, **ui.kept("tr_seed", D.seed), disabled=locked)
+    c[5].number_input("Eval every (steps)", 1, 1000, **ui.kept("tr_eval", D.eval_every), disabled=locked)
+    preset = st.radio("Data mix", list(MIXES) + ["custom"], horizontal=True, **ui.kept("tr_mix", "all"),
+                      disabled=locked)
     if preset == "custom":
         c = st.columns(5)
         for i, fam in enumerate(FAMILIES):
-            c[i % 5].slider(fam, 0.0, 3.0, float(MIXES["all"].get(fam, 1.0)), 0.25,
-                            key=f"tr_w_{fam}", disabled=locked)
+            c[i % 5].slider(fam, 0.0, WEIGHT_MAX, step=0.25, disabled=locked,
+                            **ui.kept(f"tr_w_{fam}", float(MIXES["all"].get(fam, 1.0))))
 
 c = st.columns(5)
 c[0].button("Start" if not session.started else "Resume", on_click=on_start, type="primary",
@@ -133,7 +136,7 @@ live()
 
 st.subheader("Save this run")
 c1, c2 = st.columns([3, 1])
-c1.text_input("Checkpoint name", "my-run", key="tr_name", max_chars=100,
+c1.text_input("Checkpoint name", **ui.kept("tr_name", "my-run"), max_chars=100,
               help="Letters, digits, - _ . only; saved into the checkpoints folder.")
 c2.button("Save and make active", on_click=on_save, disabled=not session.started or session.running,
           key="tr_save", width="stretch")

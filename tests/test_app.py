@@ -377,3 +377,20 @@ def test_overview_says_when_a_model_continued_from_another(ckpt_dir):
     training = next(df.value for df in at.dataframe if "continued from" in df.value.index)
     assert training.loc["continued from", "value"] == "checkpoints/stage1.pt"
     assert any("earlier one" in c.value for c in at.caption)
+
+
+def test_train_settings_survive_a_visit_to_another_page(ckpt_dir):
+    at = _tiny_training(open_page("pages/train.py"))
+    at.radio(key="tr_mix").set_value("custom").run()
+    at.slider(key="tr_w_flat").set_value(2.5)
+    at.text_input(key="tr_name").input("sines-only").run()
+    at.switch_page("pages/attention.py").run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    assert at.number_input(key="tr_epochs").value == 4
+    assert at.select_slider(key="tr_width").value == 16
+    assert at.radio(key="tr_mix").value == "custom" and at.slider(key="tr_w_flat").value == 2.5
+    assert at.text_input(key="tr_name").value == "sines-only"
+    at.button(key="tr_step").click().run()
+    settings = at.session_state["train_session"].settings
+    assert settings.epochs == 4 and settings.d_model == 16 and dict(settings.mix)["flat"] == 2.5

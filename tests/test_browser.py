@@ -138,6 +138,12 @@ def test_every_page_opens_without_an_error(page):
 
 def test_training_updates_the_loss_chart_and_survives_a_page_switch(page):
     open_page(page, "Train")
+    # a long run, so that it is still going after the page switch below (the default run can
+    # finish in about ten seconds)
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("500")
+    epochs.press("Enter")
+    wait_idle(page)
     page.get_by_role("button", name="Start").click()
     # the step counter and the loss chart advance while the page stays responsive
     page.wait_for_function(
@@ -158,6 +164,7 @@ def test_training_updates_the_loss_chart_and_survives_a_page_switch(page):
     # the run is still there (and goes on): same session, nothing lost
     page.wait_for_selector("[data-testid='stMetric']")
     assert int(metric_value(page, "Step")) >= step_before
+    expect(page.get_by_label("Epochs")).to_have_value("500")
     page.get_by_role("button", name="Pause").click()
     wait_idle(page)
     paused_at = int(metric_value(page, "Step"))
