@@ -426,7 +426,7 @@ def fan_chart_figure(context: np.ndarray, horizon_t: np.ndarray, median: np.ndar
                              line=dict(color=TARGET_COLOR, width=1.3)))
     _add_forecast(fig, horizon_t, median, bands, samples, truth)
     fig.update_layout(shapes=[_vline(len(context) - 0.5, "#999999", "dot")])
-    return fig
+    return _legend_below(fig, height)
 
 
 def metrics_bar_figure(scores: Mapping[str, Mapping[str, float]], metric: str,

@@ -128,6 +128,8 @@ def test_fan_chart_and_metrics():
     for name in ("context", "95% band", "80% band", "50% band", "median", "held-out truth"):
         assert name in names
     assert names.count("sample paths") == 3
+    # seven legend entries and a long title do not fit together at the top: the legend goes below
+    assert fig.layout.legend.y < 0 and fig.layout.legend.yanchor == "top"
     fig = plots.metrics_bar_figure({"NanoTST": {"mae": 1.0}, "naive": {"mae": 2.0}}, "mae")
     assert list(fig.data[0].x) == ["NanoTST", "naive"]
 
