@@ -182,7 +182,8 @@ def _default_eval():
     from nanotst.evaluate import grammar_eval
     from nanotst.train import grammar_noise_floor
     ck = load_checkpoint(DEFAULT_CHECKPOINT)
-    floor = grammar_noise_floor(ck.model_config.context_length, ck.model_config.patch_size)["noisy"]   # computed, about 0.073
+    cfg = ck.model_config
+    floor = grammar_noise_floor(cfg.context_length, cfg.patch_size)["noisy"]   # computed, about 0.073
     return ck, grammar_eval(ck.model), floor
 
 
@@ -211,7 +212,9 @@ EXAMPLE_PERIODS = {"co2_mauna_loa_monthly.csv": 12, "elnino_sst_monthly.csv": 12
                    "sunspots_yearly.csv": 11}
 
 
-def _example_backtests():
+@pytest.fixture(scope="module")
+def example_backtests():
+    """(NanoTST row, seasonal naive row) per example; computed once for both target tests."""
     from nanotst.userdata import backtest, load_series_csv
     from nanotst.userforecast import EXAMPLES_DIR
     model = load_checkpoint(DEFAULT_CHECKPOINT).model
@@ -223,13 +226,11 @@ def _example_backtests():
     return results
 
 
-def test_shipped_default_beats_seasonal_naive_on_the_examples():
-    results = _example_backtests()
-    relative_mae = [ours["mae"] / seasonal["mae"] for ours, seasonal in results.values()]
+def test_shipped_default_beats_seasonal_naive_on_the_examples(example_backtests):
+    relative_mae = [ours["mae"] / seasonal["mae"] for ours, seasonal in example_backtests.values()]
     assert sum(relative_mae) / len(relative_mae) <= 0.85, relative_mae
 
 
-def test_shipped_default_80_percent_band_is_calibrated_on_the_examples():
-    results = _example_backtests()
-    coverage = [ours["coverage_80"] for ours, _ in results.values()]
+def test_shipped_default_80_percent_band_is_calibrated_on_the_examples(example_backtests):
+    coverage = [ours["coverage_80"] for ours, _ in example_backtests.values()]
     assert 0.75 <= sum(coverage) / len(coverage) <= 0.85, coverage
