@@ -429,19 +429,6 @@ def fan_chart_figure(context: np.ndarray, horizon_t: np.ndarray, median: np.ndar
     return _legend_below(fig, height)
 
 
-def metrics_bar_figure(scores: Mapping[str, Mapping[str, float]], metric: str,
-                       title: str | None = None, height: int = 300) -> go.Figure:
-    """One bar per method (model and baselines) for one metric; lower is better."""
-    names = [m for m in scores if scores[m].get(metric) is not None]
-    vals = [float(scores[m][metric]) for m in names]
-    fig = _fig(title or f"{metric} by method (lower is better)", "method", metric, height=height)
-    fig.add_trace(go.Bar(x=names, y=vals, name=metric,
-                         marker_color=[MU_COLOR if i == 0 else "#BAB0AC" for i in range(len(names))],
-                         text=[f"{v:.3g}" for v in vals], textposition="outside"))
-    return fig
-
-
-
 # ---------------------------------------------------------------- a user's own series
 
 def _axis_x(x, n: int) -> np.ndarray:
@@ -499,34 +486,28 @@ def series_fan_chart_figure(history: Sequence[float], future_median: Sequence[fl
     return _legend_below(fig, height)
 
 
-def coverage_figure(coverages: Mapping[str, Mapping[float, float]],
-                    title: str = "Calibration: band coverage vs nominal level",
-                    height: int = 320) -> go.Figure:
-    """Observed coverage of each central band against its nominal level, one marker series per
-    model ({name: {level: observed}}). On the diagonal is calibrated; below it, too narrow."""
-    fig = _fig(title, "nominal coverage of the band", "observed coverage (held-out values)",
-               height=height)
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="ideal (calibrated)",
-                             line=dict(color="#999999", dash="dash", width=1)))
+def calibration_figure(coverages: Mapping[str, Mapping[float, float]],
+                       pits: Mapping[str, Sequence[float]], bins: int = 10,
+                       title: str | None = None, height: int = 340) -> go.Figure:
+    """Two panels, one model per colour ({name: ...}, the same names in both).
+
+    Left: observed coverage of each central band against its nominal level ({level: observed});
+    on the diagonal is calibrated, below it too narrow. Right: the PIT values ((H,) in [0, 1])
+    as a density histogram beside the flat line of a calibrated forecast; a U shape means
+    overconfident, a hump too wide. One figure, not two: the page redraws it on every change.
+    """
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("Band coverage vs nominal level", "PIT histogram"))
+    calibrated = dict(color="#999999", dash="dash", width=1)
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated",
+                             legendgroup="calibrated", line=calibrated), row=1, col=1)
     for i, (name, cov) in enumerate(coverages.items()):
         levels = sorted(cov)
         fig.add_trace(go.Scatter(
             x=levels, y=[cov[lv] for lv in levels], mode="markers+lines", name=name,
-            marker=dict(size=11, color=PALETTE[i % len(PALETTE)]), line=dict(width=1),
-            text=[f"{round(100 * lv)}% band" for lv in levels],
-            hovertemplate="%{text}: %{y:.0%} inside<extra>" + name + "</extra>"))
-    fig.update_xaxes(range=[0, 1.02], tickformat=".0%")
-    fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
-    return _legend_below(fig, height)
-
-
-def pit_histogram_figure(pits: Mapping[str, Sequence[float]], bins: int = 10,
-                         title: str = "PIT histogram of the held-out values",
-                         height: int = 320) -> go.Figure:
-    """Histogram of PIT values per model ({name: (H,) values in [0, 1]}) as densities, with the
-    flat line a calibrated forecast would give. U shape: overconfident; hump: too wide."""
-    fig = _fig(title, "PIT (share of sample paths below the truth)", "density",
-               height=height, barmode="group")
+            legendgroup=name, marker=dict(size=11, color=PALETTE[i % len(PALETTE)]),
+            line=dict(width=1), text=[f"{round(100 * lv)}% band" for lv in levels],
+            hovertemplate="%{text}: %{y:.0%} inside<extra>" + name + "</extra>"), row=1, col=1)
     edges = np.linspace(0, 1, bins + 1)
     centers = (edges[:-1] + edges[1:]) / 2
     for i, (name, pit) in enumerate(pits.items()):
@@ -534,13 +515,22 @@ def pit_histogram_figure(pits: Mapping[str, Sequence[float]], bins: int = 10,
         counts, _ = np.histogram(np.clip(pit, 0, 1), bins=edges)
         density = counts / max(len(pit), 1) * bins
         fig.add_trace(go.Bar(x=centers, y=density, width=1 / bins / max(len(pits), 1), name=name,
+                             legendgroup=name, showlegend=name not in coverages,
                              marker_color=PALETTE[i % len(PALETTE)], opacity=0.8,
                              customdata=counts,
                              hovertemplate="PIT %{x:.2f}: %{customdata} values<extra>" + name
-                                           + "</extra>"))
-    fig.add_trace(go.Scatter(x=[0, 1], y=[1, 1], mode="lines", name="uniform (calibrated)",
-                             line=dict(color="#999999", dash="dash", width=1)))
-    fig.update_xaxes(range=[0, 1])
+                                           + "</extra>"), row=1, col=2)
+    fig.add_trace(go.Scatter(x=[0, 1], y=[1, 1], mode="lines", name="calibrated",
+                             legendgroup="calibrated", showlegend=False, line=calibrated),
+                  row=1, col=2)
+    fig.update_layout(**{**LAYOUT, "title": dict(text=title), "barmode": "group"})
+    fig.update_xaxes(title_text="nominal coverage of the band", range=[0, 1.02], tickformat=".0%",
+                     row=1, col=1)
+    fig.update_yaxes(title_text="observed coverage (held-out values)", range=[0, 1.02],
+                     tickformat=".0%", row=1, col=1)
+    fig.update_xaxes(title_text="PIT (share of sample paths below the truth)", range=[0, 1],
+                     row=1, col=2)
+    fig.update_yaxes(title_text="density", row=1, col=2)
     return _legend_below(fig, height)
 
 # ---------------------------------------------------------------- experiments

@@ -26,8 +26,17 @@ source = st.radio("Series", [SYNTHETIC, *U.EXAMPLES, OWN], horizontal=True, key=
                   help="The examples are real public-domain series shipped in examples/.")
 
 
-def _num(v) -> str:
-    return "–" if v is None or pd.isna(v) else f"{v:.3f}"
+ERROR_METRICS = ("mae", "mse", "mase", "crps")
+
+
+def metrics_table(table: pd.DataFrame) -> None:
+    """Scores per method (rows) with three decimals, missing ones as "–", and the lowest error
+    of each error column highlighted: which method wins is seen at a glance."""
+    table = table.apply(pd.to_numeric, errors="coerce")
+    errors = [c for c in ERROR_METRICS if c in table and table[c].notna().any()]
+    st.dataframe(table.style.format("{:.3f}", na_rep="–")
+                 .highlight_min(subset=errors, props="background-color: #d7ecd9; font-weight: bold"),
+                 width="stretch", placeholder="–")
 
 
 def calibration_section(cal: U.Calibration | None, after: U.Calibration | None = None) -> None:
@@ -38,12 +47,8 @@ def calibration_section(cal: U.Calibration | None, after: U.Calibration | None =
     cov, pit = {"NanoTST": cal.coverage}, {"NanoTST": cal.pit}
     if after is not None:
         cov[U.AFTER_FINE_TUNE], pit[U.AFTER_FINE_TUNE] = after.coverage, after.pit
-    c1, c2 = st.columns(2)
-    with c1:
-        ui.cached_chart("coverage_figure", cov, key="fc_coverage")
-    with c2:
-        ui.cached_chart("pit_histogram_figure", pit, bins=min(10, max(4, len(cal.pit) // 4)),
-                        key="fc_pit")
+    ui.cached_chart("calibration_figure", cov, pit, bins=min(10, max(4, len(cal.pit) // 4)),
+                    key="fc_calibration")
     st.caption(f"{len(cal.pit)} held-out values. A calibrated forecast's points sit on the diagonal "
                "and its PIT histogram is flat; below the diagonal / a U shape: bands too narrow. "
                "Neighbouring values are correlated, so a short holdout gives a rough picture.")
@@ -65,16 +70,11 @@ def synthetic() -> None:
                     title=f"Forecast of {signal.name}: {n_samples} paths, "
                           f"{horizon} patch(es) = {len(r.truth)} steps", key="fc_fan")
     st.subheader("Against the baselines")
-    table = pd.DataFrame(r.table()).set_index("method")
-    c1, c2 = st.columns([3, 2])
-    with c1:
-        st.dataframe(table.style.format("{:.3f}", na_rep="–"), width="stretch")
-        st.caption(f"Lower is better for MAE, MSE, MASE and CRPS; a calibrated model's coverage_80 "
-                   f"is near 0.8. MASE is scaled by the seasonal naive error with period {r.period} "
-                   "(detected from the context). Baselines are point forecasts, so no coverage.")
-    with c2:
-        metric = st.radio("Metric", ["mae", "mse", "mase", "crps"], horizontal=True, key="fc_metric")
-        ui.cached_chart("metrics_bar_figure", r.scores, metric, key="fc_bars")
+    metrics_table(pd.DataFrame(r.table()).set_index("method"))
+    st.caption(f"Lower is better for MAE, MSE, MASE and CRPS (the lowest is highlighted); a "
+               f"calibrated model's coverage_80 is near 0.8. MASE is scaled by the seasonal naive "
+               f"error with period {r.period} (detected from the context). Baselines are point "
+               "forecasts, so no coverage.")
     calibration_section(U.calibration(r.samples, r.truth) if r.probabilistic else None)
     st.download_button("Download forecast CSV", data=r.csv(), file_name="nanotst_forecast.csv",
                        mime="text/csv", on_click="ignore", key="fc_download")
@@ -169,9 +169,10 @@ def _results(series, holdout, horizon, period, n_samples, tuned) -> None:
             truth=bt.truth, title=f"Backtest: the last {holdout} values forecast from the rest",
             x_label=x_label, y_label=series.name, history_name=series.name, key="fc_user_backtest")
     st.subheader(f"Backtest on the last {holdout} values")
-    st.dataframe(a.table().map(_num), width="stretch")  # NaN as "–", not "None"
-    st.caption(f"Lower is better for MAE, MASE and CRPS; coverage_80 near 0.8 is calibrated. MASE "
-               f"is scaled by the in-sample seasonal naive error with period {bt.period}"
+    metrics_table(a.table())
+    st.caption(f"Lower is better for MAE, MASE and CRPS (the lowest is highlighted); coverage_80 "
+               f"near 0.8 is calibrated. MASE is scaled by the in-sample seasonal naive error with "
+               f"period {bt.period}"
                f"{' (detected)' if period is None else ''}. Baselines are point forecasts: no coverage.")
     calibration_section(a.calibration, a.after_calibration)
     st.download_button("Download forecast CSV", key="fc_user_download", on_click="ignore",

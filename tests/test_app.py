@@ -2,6 +2,7 @@
 a saved run becomes selectable, a bad upload is an error message. A tiny model keeps it fast;
 checkpoints go to a temporary folder (NANOTST_CHECKPOINT_DIR), never to checkpoints/."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,22 @@ def test_forecast_fan_chart_and_download(ckpt_dir):
     assert {"naive", "linear"} <= set(methods)
     at.slider(key="fc_horizon").set_value(1).run()
     assert not at.exception
+
+
+def _highlighted_cells(dataframe) -> set[tuple[int, int]]:
+    """(row, column) of the cells a Styler highlighted, read from the CSS it sent."""
+    css = dataframe.proto.arrow_data.styler.styles
+    return {(int(r), int(c)) for rule in css.split("}") if "background-color" in rule
+            for r, c in re.findall(r"_row(\d+)_col(\d+)", rule)}
+
+
+def test_forecast_table_highlights_the_lowest_error(ckpt_dir):
+    at = open_page("pages/forecast.py")
+    table = at.dataframe[0].value
+    errors = [c for c in ("mae", "mse", "mase", "crps") if table[c].notna().any()]
+    expected = {(int(table[c].reset_index(drop=True).idxmin()), list(table.columns).index(c)) for c in errors}
+    assert _highlighted_cells(at.dataframe[0]) == expected
+    assert len(expected) == 4                # crps too: the model's row has one
 
 
 def _tiny_training(at):
@@ -230,7 +247,13 @@ def _array(v):
 
 
 def _titles(at) -> list[str]:
-    return [s["layout"]["title"]["text"] for s in specs(at)]
+    return [s["layout"].get("title", {}).get("text", "") for s in specs(at)]
+
+
+def _calibration_spec(at) -> dict:
+    """The one figure with the coverage and PIT panels (it has no title of its own)."""
+    return next(s for s in specs(at)
+                if "PIT histogram" in [a.get("text") for a in s["layout"].get("annotations", [])])
 
 
 def _own_series(at, how: str) -> AppTest:
@@ -246,7 +269,7 @@ def test_forecast_example_series_full_analysis(ckpt_dir):
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error
     assert any("'year' as the time column" in i.value for i in at.info)
-    by_title = {s["layout"]["title"]["text"]: s for s in specs(at)}
+    by_title = dict(zip(_titles(at), specs(at)))
     fan = next(s for t, s in by_title.items() if "the next" in t)
     names = {t.get("name") for t in fan["data"]}
     assert {"50% band", "80% band", "95% band", "median", "sample paths"} <= names
@@ -255,10 +278,9 @@ def test_forecast_example_series_full_analysis(ckpt_dir):
     assert axis_titles(fan) == ["year", "sunspot_activity"]
     backtest = next(s for t, s in by_title.items() if t.startswith("Backtest"))
     assert "held-out truth" in {t.get("name") for t in backtest["data"]}
-    cov, pit = by_title["Calibration: band coverage vs nominal level"], \
-        by_title["PIT histogram of the held-out values"]
-    assert [t["name"] for t in cov["data"]] == ["ideal (calibrated)", "NanoTST"]
-    assert pit["data"][0]["type"] == "bar"
+    calibration = _calibration_spec(at)
+    assert [(t["name"], t["type"]) for t in calibration["data"]] == [
+        ("calibrated", "scatter"), ("NanoTST", "scatter"), ("NanoTST", "bar"), ("calibrated", "scatter")]
     table = at.dataframe[-1].value
     assert table.index[0] == "NanoTST" and "naive" in table.index and "linear baseline" in table.index
     assert any(m.startswith("seasonal naive") for m in table.index)
@@ -284,7 +306,7 @@ def test_forecast_uploaded_csv_column_choice(ckpt_dir):
     assert not at.exception and not at.error
     assert any("'date' as the time column" in i.value for i in at.info)
     assert any("the next" in t for t in _titles(at))
-    assert "PIT histogram of the held-out values" in _titles(at)
+    assert _calibration_spec(at)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -335,7 +357,7 @@ def test_forecast_fine_tune_adds_a_row_and_leaves_the_shared_model(ckpt_dir, tin
     table = at.dataframe[-1].value
     assert list(table.index[:2]) == ["NanoTST", "NanoTST after fine-tune"]
     assert any("Fine-tuned 5 steps" in c.value for c in at.caption)
-    cov = next(s for s in specs(at) if s["layout"]["title"]["text"].startswith("Calibration"))
+    cov = _calibration_spec(at)
     assert "NanoTST after fine-tune" in [t["name"] for t in cov["data"]]
     # the cached model every session shares was not trained
     assert at.session_state["active_model"].model is shared

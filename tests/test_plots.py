@@ -130,8 +130,6 @@ def test_fan_chart_and_metrics():
     assert names.count("sample paths") == 3
     # seven legend entries and a long title do not fit together at the top: the legend goes below
     assert fig.layout.legend.y < 0 and fig.layout.legend.yanchor == "top"
-    fig = plots.metrics_bar_figure({"NanoTST": {"mae": 1.0}, "naive": {"mae": 2.0}}, "mae")
-    assert list(fig.data[0].x) == ["NanoTST", "naive"]
 
 
 def test_compare_figures():
@@ -159,13 +157,23 @@ def test_series_fan_chart_on_a_date_axis():
     assert list(fig.data[-1].x) == [2]
 
 
-def test_calibration_figures():
-    fig = plots.coverage_figure({"before": {0.5: 0.4, 0.8: 0.7, 0.95: 0.9}, "after": {0.5: 0.5}})
-    assert _names(fig) == ["ideal (calibrated)", "before", "after"]
-    assert list(fig.data[1].x) == [0.5, 0.8, 0.95] and list(fig.data[1].y) == [0.4, 0.7, 0.9]
-    assert _labels(fig)["xaxis"] == "nominal coverage of the band"
-    fig = plots.pit_histogram_figure({"model": (np.arange(100) + 0.5) / 100}, bins=10)
-    assert np.allclose(fig.data[0].y, 1.0)          # uniform PIT: density 1 everywhere
-    assert _labels(fig) == {"xaxis": "PIT (share of sample paths below the truth)", "yaxis": "density"}
+def test_calibration_figure():
+    uniform = (np.arange(100) + 0.5) / 100
+    fig = plots.calibration_figure({"before": {0.5: 0.4, 0.8: 0.7, 0.95: 0.9}, "after": {0.5: 0.5}},
+                                   {"before": uniform, "after": uniform[::2]}, bins=10)
+    coverage = [t for t in fig.data if t.xaxis == "x"]
+    pit = [t for t in fig.data if t.xaxis == "x2"]
+    assert [t.name for t in coverage] == ["calibrated", "before", "after"]
+    assert list(coverage[1].x) == [0.5, 0.8, 0.95] and list(coverage[1].y) == [0.4, 0.7, 0.9]
+    assert [t.type for t in pit] == ["bar", "bar", "scatter"]
+    assert np.allclose(pit[0].y, 1.0)               # uniform PIT: density 1 everywhere
+    assert list(pit[0].customdata) == [10] * 10 and list(pit[1].customdata) == [5] * 10
+    # one colour and one legend entry per model across both panels
+    assert coverage[1].marker.color == pit[0].marker.color != pit[1].marker.color
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["calibrated", "before", "after"]
+    assert _labels(fig) == {"xaxis": "nominal coverage of the band",
+                            "yaxis": "observed coverage (held-out values)",
+                            "xaxis2": "PIT (share of sample paths below the truth)",
+                            "yaxis2": "density"}
     prev = plots.series_preview_figure(np.arange(5.0), x=np.arange(2000, 2005), x_label="year")
     assert _labels(prev)["xaxis"] == "year" and list(prev.data[0].x) == list(range(2000, 2005))
