@@ -566,3 +566,16 @@ def compare_grammar_figure(results: Mapping[str, Mapping[str, float]],
     if log_y:
         fig.update_yaxes(type="log")
     return fig
+
+
+def mix_figure(mix: Mapping[str, float], title: str = "Share of the training series per signal family",
+               height: int = 360) -> go.Figure:
+    """Horizontal bars: each family's share of the training series ({family: weight}, any scale)."""
+    total = sum(mix.values()) or 1.0
+    names = list(mix)[::-1]                         # the first family at the top
+    shares = [mix[n] / total for n in names]
+    fig = _fig(title, "share of the training series", "signal family", height=height)
+    fig.add_trace(go.Bar(x=shares, y=names, orientation="h", name="share",
+                         marker_color=PALETTE[0], hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
+    fig.update_xaxes(tickformat=".0%")
+    return fig

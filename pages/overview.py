@@ -43,12 +43,10 @@ c[3].metric("Training steps", (card.get("training") or {}).get("steps") or "–"
 left, right = st.columns(2)
 with left:
     st.subheader("Config")
-    st.dataframe(pd.DataFrame({"value": {k: str(v) for k, v in card["config"].items()}}),
-                 width="stretch")
+    st.table(pd.DataFrame({"value": {k: str(v) for k, v in card["config"].items()}}))
     if card.get("training"):
         st.subheader("Training")
-        st.dataframe(pd.DataFrame({"value": {k: str(v) for k, v in card["training"].items()}}),
-                     width="stretch")
+        st.table(pd.DataFrame({"value": {k: str(v) for k, v in card["training"].items()}}))
         if "continued from" in card["training"]:
             st.caption("This run started from the weights of an earlier one; the steps and "
                        "settings above are this run's only.")
@@ -60,14 +58,14 @@ with right:
         rows = {case: {"MSE": g.get("mse"), "mean σ": g.get("sigma"),
                        "noise floor": (card.get("noise_floor") or {}).get(case)}
                 for case, g in card["grammar"].items()}
-        st.dataframe(pd.DataFrame(rows).T, width="stretch")
+        st.table(pd.DataFrame(rows).T.style.format("{:.4f}", na_rep="–"))
         st.caption("The noise floor is the best MSE any model can reach: noise cannot be predicted.")
     else:
         st.info("No grammar metrics stored with this model.")
     mix = (card.get("data") or {}).get("mix")
     if mix:
         st.subheader("Trained on")
-        st.bar_chart(pd.Series(mix, name="weight"), horizontal=True, x_label="share of series")
+        ui.cached_chart("mix_figure", mix, key="ov_mix")
         st.caption(f"{card['data'].get('n_series')} synthetic series of {card['data'].get('length')} "
                    f"values, seed {card['data'].get('seed')}.")
     elif active.source == "untrained":

@@ -132,6 +132,13 @@ def test_fan_chart_and_metrics():
     assert fig.layout.legend.y < 0 and fig.layout.legend.yanchor == "top"
 
 
+def test_mix_figure_shows_shares():
+    fig = plots.mix_figure({"flat": 1.0, "sine_low": 2.0, "noise": 1.0})
+    assert list(fig.data[0].y) == ["noise", "sine_low", "flat"]     # the first family on top
+    assert np.allclose(fig.data[0].x, [0.25, 0.5, 0.25])
+    assert _labels(fig) == {"xaxis": "share of the training series", "yaxis": "signal family"}
+
+
 def test_compare_figures():
     fig = plots.compare_losses_figure({"a": HISTORY, "b": HISTORY[:2]})
     assert _names(fig) == ["a", "b"]
