@@ -217,6 +217,8 @@ def main() -> None:
         "first_render_new_tab_s_median": _medians(warm_tab),
         "page_switch_ms_median": {k: _median_ms([s[k] for s in switches]) for k in labels},
         "widget_redraw_ms_median": {k: _median_ms(v) for k, v in redraws.items()},
+        "page_switch_ms_all": {k: [None if s[k] is None else round(s[k]) for s in switches] for k in labels},
+        "widget_redraw_ms_all": {k: [None if v is None else round(v) for v in vs] for k, vs in redraws.items()},
         "missed_reruns": sum(v is None for s in switches for v in s.values())
                          + sum(v is None for r in redraws.values() for v in r),
     }

@@ -19,7 +19,15 @@ PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#B279A2", "#E45756", "#72B7B2", "#E
 TRAIN_COLOR, VAL_COLOR = "#4C78A8", "#E45756"
 TARGET_COLOR, MU_COLOR, BAND_COLOR = "#333333", "#E45756", "228,87,86"
 MASK_COLOR = "#d9d9d9"
-LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), height=360,
+_AXIS = dict(gridcolor="#EBF0F8", linecolor="#EBF0F8", zerolinecolor="#EBF0F8", zerolinewidth=2,
+             ticks="", automargin=True, title=dict(standoff=15))
+TEMPLATE = go.layout.Template(
+    layout=dict(font=dict(color="#2a3f5f"), paper_bgcolor="white", plot_bgcolor="white",
+                hovermode="closest", xaxis=_AXIS, yaxis=_AXIS, title=dict(x=0.05), colorway=PALETTE),
+    data=dict(heatmap=[go.Heatmap(colorbar=dict(outlinewidth=0, ticks=""))]))
+"""plotly_white's look for what these figures use. plotly_white itself carries defaults for ~25
+trace types and takes ~8 ms to validate in every figure built; this one ~1 ms."""
+LAYOUT = dict(template=TEMPLATE, margin=dict(l=60, r=20, t=50, b=50), height=360,
               legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
 
 

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .files import atomic_write
+from .plots import TEMPLATE
 
 CASE_COLORS = {"flat": "#1f77b4", "line": "#2ca02c", "sine": "#d62728", "noisy": "#9467bd"}
 
@@ -32,7 +33,7 @@ def loss_figure(history: list[dict]) -> go.Figure:
             x, y = zip(*pts)
             fig.add_scatter(x=list(x), y=list(y), mode="lines+markers", name=name, line={"dash": dash})
     fig.update_layout(title="Loss (next-patch NLL, or MSE for the MSE rungs)", xaxis_title="step",
-                      yaxis_title="loss", template="plotly_white")
+                      yaxis_title="loss", template=TEMPLATE)
     return fig
 
 
@@ -49,7 +50,7 @@ def grammar_mse_figure(history: list[dict], floors: dict[str, float] | None = No
             fig.add_hline(y=floors[case], line={"dash": "dot", "color": color},
                           annotation_text=f"{case} noise floor")
     fig.update_layout(title="Grammar: next-patch MSE per case (normalized)", xaxis_title="step",
-                      yaxis_title="MSE", yaxis_type="log", template="plotly_white")
+                      yaxis_title="MSE", yaxis_type="log", template=TEMPLATE)
     return fig
 
 
@@ -97,7 +98,7 @@ def snapshot_figure(snapshots: list[dict]) -> go.Figure:
     fig.frames = frames
     fig.update_layout(
         title="Next-patch predictions on the grammar cases (normalized; drag the slider to scrub training)",
-        template="plotly_white", height=300 * rows + 150,
+        template=TEMPLATE, height=300 * rows + 150,
         sliders=[{"active": len(steps) - 1, "steps": steps, "currentvalue": {"prefix": "step "},
                   "pad": {"t": 40}}])
     return fig
@@ -116,7 +117,7 @@ def forecast_figure(name: str, history: np.ndarray, truth: np.ndarray, fc) -> go
     fig.add_scatter(x=t_hist, y=_r(history), mode="lines", name="context", line={"color": "#444"})
     fig.add_scatter(x=t_fut, y=_r(truth), mode="lines", name="held out", line={"color": "#2ca02c"})
     fig.add_scatter(x=t_fut, y=_r(fc.median), mode="lines", name="median", line={"color": "#ff7f0e"})
-    fig.update_layout(title=f"Holdout forecast: {name}", xaxis_title="t", template="plotly_white")
+    fig.update_layout(title=f"Holdout forecast: {name}", xaxis_title="t", template=TEMPLATE)
     return fig
 
 
