@@ -103,7 +103,7 @@ def test_forecast_fan_chart_and_download(ckpt_dir):
     names = [t.get("name") for t in specs(at)[0]["data"]]
     assert {"50% band", "80% band", "95% band", "median", "held-out truth"} <= set(names)
     assert at.get("download_button")
-    methods = list(at.dataframe[0].value.index)
+    methods = list(at.table[0].value.index)
     assert {"naive", "linear"} <= set(methods)
     at.slider(key="fc_horizon").set_value(1).run()
     assert not at.exception
@@ -118,10 +118,10 @@ def _highlighted_cells(dataframe) -> set[tuple[int, int]]:
 
 def test_forecast_table_highlights_the_lowest_error(ckpt_dir):
     at = open_page("pages/forecast.py")
-    table = at.dataframe[0].value
+    table = at.table[0].value
     errors = [c for c in ("mae", "mse", "mase", "crps") if table[c].notna().any()]
     expected = {(int(table[c].reset_index(drop=True).idxmin()), list(table.columns).index(c)) for c in errors}
-    assert _highlighted_cells(at.dataframe[0]) == expected
+    assert _highlighted_cells(at.table[0]) == expected
     assert len(expected) == 4                # crps too: the model's row has one
 
 
@@ -281,7 +281,7 @@ def test_forecast_example_series_full_analysis(ckpt_dir):
     calibration = _calibration_spec(at)
     assert [(t["name"], t["type"]) for t in calibration["data"]] == [
         ("calibrated", "scatter"), ("NanoTST", "scatter"), ("NanoTST", "bar"), ("calibrated", "scatter")]
-    table = at.dataframe[-1].value
+    table = at.table[-1].value
     assert table.index[0] == "NanoTST" and "naive" in table.index and "linear baseline" in table.index
     assert any(m.startswith("seasonal naive") for m in table.index)
     assert at.get("download_button")
@@ -354,7 +354,7 @@ def test_forecast_fine_tune_adds_a_row_and_leaves_the_shared_model(ckpt_dir, tin
     at.slider(key="fc_ft_steps").set_value(5).run()
     at.button(key="fc_ft_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    table = at.dataframe[-1].value
+    table = at.table[-1].value
     assert list(table.index[:2]) == ["NanoTST", "NanoTST after fine-tune"]
     assert any("Fine-tuned 5 steps" in c.value for c in at.caption)
     cov = _calibration_spec(at)
@@ -380,10 +380,10 @@ def test_forecast_own_series_with_an_mse_rung(tmp_path, monkeypatch):
     at.radio(key="fc_series").set_value("El Niño sea temperature (monthly)").run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("predicts no σ" in i.value for i in at.info)
-    assert "linear rung" in at.dataframe[-1].value.index[0]
+    assert "linear rung" in at.table[-1].value.index[0]
     at.slider(key="fc_ft_steps").set_value(5).run()
     at.button(key="fc_ft_run").click().run()
-    assert not at.exception and "NanoTST after fine-tune" in at.dataframe[-1].value.index
+    assert not at.exception and "NanoTST after fine-tune" in at.table[-1].value.index
 
 
 def test_overview_says_when_a_model_continued_from_another(ckpt_dir):
