@@ -90,4 +90,4 @@ with c2:
              key="exp_grammar")
 ui.chart(plots.grammar_curves_figure(histories[list(histories)[-1]],
                                      title=f"Learning order of “{list(histories)[-1]}”"), key="exp_order")
-st.dataframe(pd.DataFrame(run.table()).set_index("variant"), width="stretch")
+st.dataframe(pd.DataFrame(run.table()).set_index("variant"), width="stretch", placeholder="–")

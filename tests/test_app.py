@@ -95,7 +95,9 @@ def test_attention_heatmaps_are_labelled(ckpt_dir):
     assert len(grid["layout"]["annotations"]) == 2  # tiny model: 1 layer × 2 heads, a title per tile
     titles = axis_titles(grid)
     assert "query patch (predicting)" in titles and "key patch (attended to)" in titles
-    assert at.dataframe, "top-3 sources table"
+    top = at.dataframe[0]
+    assert top.value.loc[0].isna().sum() == 2           # patch 0 has one source, not three
+    assert top.proto.placeholder == "–"                 # shown as a dash, not "None"
 
 
 def test_forecast_fan_chart_and_download(ckpt_dir):
