@@ -541,6 +541,7 @@ def calibration_figure(coverages: Mapping[str, Mapping[float, float]],
     fig.update_yaxes(title_text="density", row=1, col=2)
     return _legend_below(fig, height)
 
+
 # ---------------------------------------------------------------- experiments
 
 def compare_losses_figure(runs: Mapping[str, Sequence[Mapping]], key: str = "val_loss",
