@@ -42,5 +42,6 @@ if layers and heads:
                     head_ids=tuple(heads), key="att_grid")
 
 st.subheader("Top-3 sources per patch (last layer, heads averaged)")
-st.dataframe(pd.DataFrame(A.top_sources_rows(a, P)).set_index("query patch"), width="stretch",
-             placeholder="–")  # the first patches have fewer than 3 sources
+# a static table: 16 short rows, and the page then loads no data-grid code (first render)
+st.table(pd.DataFrame(A.top_sources_rows(a, P)).set_index("query patch")
+         .style.format(na_rep="–"))  # the first patches have fewer than 3 sources

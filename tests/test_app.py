@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -95,9 +96,10 @@ def test_attention_heatmaps_are_labelled(ckpt_dir):
     assert len(grid["layout"]["annotations"]) == 2  # tiny model: 1 layer × 2 heads, a title per tile
     titles = axis_titles(grid)
     assert "query patch (predicting)" in titles and "key patch (attended to)" in titles
-    top = at.dataframe[0]
+    top = at.table[0]
     assert top.value.loc[0].isna().sum() == 2           # patch 0 has one source, not three
-    assert top.proto.placeholder == "–"                 # shown as a dash, not "None"
+    shown = pa.ipc.open_stream(top.proto.arrow_data.styler.display_values).read_all().to_pandas()
+    assert list(shown.loc[0, ["source 2", "source 3"]]) == ["–", "–"]   # not "None"
 
 
 def test_forecast_fan_chart_and_download(ckpt_dir):
