@@ -16,6 +16,7 @@ active = ui.sidebar()
 cfg = active.config
 P = cfg.patch_size
 SYNTHETIC, OWN = "Synthetic signal", "Your own series"
+MAX_HORIZON = 8  # patches
 
 st.title("Forecast")
 st.markdown("The model forecasts whole patches autoregressively: it samples a next patch from its "
@@ -56,13 +57,16 @@ def calibration_section(cal: U.Calibration | None, after: U.Calibration | None =
 
 def synthetic() -> None:
     c = st.columns([3, 1, 1])
-    horizon = c[1].slider("Horizon (patches)", 1, 8, 2, key="fc_horizon")
+    horizon = c[1].slider("Horizon (patches)", 1, MAX_HORIZON, 2, key="fc_horizon")
     n_samples = c[2].select_slider("Sample paths", [10, 50, 100, 200, 500], 100, key="fc_samples")
     with c[0]:
-        signal = ui.signal_picker("fc", cfg.context_length + horizon * P,
+        # drawn at its longest and cut, so a longer horizon extends the same series (generated
+        # signals are scaled to their length: drawn per horizon, the context would change too)
+        signal = ui.signal_picker("fc", cfg.context_length + MAX_HORIZON * P,
                                   default_source=A.PROBE, default_name="sine_low")
     show_paths = st.slider("Sample paths to draw", 0, 20, 5, key="fc_show")
-    r = ui.forecast(active.key, active.model, signal.values, horizon, n_samples, 0)
+    values = signal.values[:cfg.context_length + horizon * P]
+    r = ui.forecast(active.key, active.model, values, horizon, n_samples, 0)
     for note in r.notes:
         st.caption(note)
     ui.cached_chart("fan_chart_figure", r.context, r.horizon_t, r.median, r.bands,

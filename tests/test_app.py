@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 import torch
@@ -111,6 +112,19 @@ def test_forecast_fan_chart_and_download(ckpt_dir):
     assert {"naive", "linear"} <= set(methods)
     at.slider(key="fc_horizon").set_value(1).run()
     assert not at.exception
+
+
+def test_forecast_horizon_extends_the_same_series(ckpt_dir):
+    def traces(at):
+        fan = specs(at)[0]["data"]
+        return {t["name"]: _array(t["y"]) for t in fan if t.get("name") in ("context", "held-out truth")}
+    at = open_page("pages/forecast.py")
+    short = traces(at)
+    at.slider(key="fc_horizon").set_value(4).run()
+    long = traces(at)
+    assert long["context"] == short["context"]                    # the series did not change
+    assert len(long["held-out truth"]) == 2 * len(short["held-out truth"]) == 128
+    assert np.allclose(long["held-out truth"][:64], short["held-out truth"], atol=1e-6)
 
 
 def _highlighted_cells(dataframe) -> set[tuple[int, int]]:
