@@ -79,7 +79,10 @@ def synthetic() -> None:
                f"calibrated model's coverage_80 is near 0.8. MASE is scaled by the seasonal naive "
                f"error with period {r.period} (detected from the context). Baselines are point "
                "forecasts, so no coverage.")
-    calibration_section(U.calibration(r.samples, r.truth) if r.probabilistic else None)
+    # the table's coverage columns already give the three bands: the figure is one click away
+    if st.toggle("Show the calibration figure (coverage per band, PIT histogram)", False,
+                 key="fc_calibration_on"):
+        calibration_section(U.calibration(r.samples, r.truth) if r.probabilistic else None)
     st.download_button("Download forecast CSV", data=r.csv(), file_name="nanotst_forecast.csv",
                        mime="text/csv", on_click="ignore", key="fc_download")
 

@@ -114,6 +114,15 @@ def test_forecast_fan_chart_and_download(ckpt_dir):
     assert not at.exception
 
 
+def test_forecast_calibration_figure_on_request(ckpt_dir):
+    at = open_page("pages/forecast.py")
+    assert not any(_is_calibration(s) for s in specs(at))
+    at.toggle(key="fc_calibration_on").set_value(True).run()
+    assert not at.exception
+    calibration = _calibration_spec(at)
+    assert [t["name"] for t in calibration["data"]] == ["calibrated", "NanoTST", "NanoTST", "calibrated"]
+
+
 def test_forecast_horizon_extends_the_same_series(ckpt_dir):
     def traces(at):
         fan = specs(at)[0]["data"]
@@ -268,10 +277,13 @@ def _titles(at) -> list[str]:
     return [s["layout"].get("title", {}).get("text", "") for s in specs(at)]
 
 
+def _is_calibration(spec) -> bool:
+    return "PIT histogram" in [a.get("text") for a in spec["layout"].get("annotations", [])]
+
+
 def _calibration_spec(at) -> dict:
     """The one figure with the coverage and PIT panels (it has no title of its own)."""
-    return next(s for s in specs(at)
-                if "PIT histogram" in [a.get("text") for a in s["layout"].get("annotations", [])])
+    return next(s for s in specs(at) if _is_calibration(s))
 
 
 def _own_series(at, how: str) -> AppTest:
