@@ -14,9 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .files import atomic_write
-from .plots import TEMPLATE
-
-CASE_COLORS = {"flat": "#1f77b4", "line": "#2ca02c", "sine": "#d62728", "noisy": "#9467bd"}
+from .plots import CASE_COLORS, TEMPLATE
 
 
 def _r(a, digits: int = 4) -> list:
