@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from .checkpoints import CHECKPOINT_DIR, CheckpointError, load_checkpoint, save_
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import MIXES, SignalError
 from .files import atomic_write
+from .model import with_dropout
 from .forecast import ForecastError
 from .userdata import DataError
 
@@ -67,11 +68,13 @@ def add_train(sub) -> None:
     g.add_argument("--rung", default=m.rung, help="linear | attention | transformer | nanotst")
     for name in ("context_length", "patch_size", "d_model", "n_heads", "n_layers", "ffn_mult"):
         g.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(m, name))
-    g.add_argument("--dropout", type=float, default=m.dropout)
+    g.add_argument("--dropout", type=float, default=None,
+                   help=f"default {m.dropout}; with --init the checkpoint's, unless given")
     g.add_argument("--min-sigma", type=float, default=m.min_sigma)
     g.add_argument("--no-causal", action="store_true", help="let patches see the future (the cheating experiment)")
     g.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
-                   help="start from this checkpoint's weights and model config (then leave out the model flags)")
+                   help="start from this checkpoint's weights and model config (then leave out the model "
+                        "flags; only --dropout, a training setting, may change)")
     g = p.add_argument_group("training")
     for name in ("n_series", "epochs", "batch_size", "seed"):
         g.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(t, name))
@@ -94,6 +97,8 @@ def add_train(sub) -> None:
 
 def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
     m = {f.name: getattr(args, f.name) for f in fields(ModelConfig) if f.name != "causal"}
+    if m["dropout"] is None:
+        m["dropout"] = ModelConfig.dropout
     t = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     return ModelConfig(causal=not args.no_causal, **m), TrainConfig(**t)
 
@@ -127,8 +132,11 @@ def cmd_train(args) -> int:
     init_model = None
     if args.init is not None:
         init_model = load_checkpoint(args.init).model
-        if model_config not in (ModelConfig(), init_model.config):
+        architecture = lambda config: replace(config, dropout=0.0)  # noqa: E731
+        if architecture(model_config) not in (architecture(ModelConfig()), architecture(init_model.config)):
             raise CLIError("--init takes the model config from the checkpoint; leave out the model flags")
+        if args.dropout is not None:
+            init_model = with_dropout(init_model, args.dropout)
         model_config = None
     trainer = Trainer(model_config, train_config, eval_every=args.eval_every, snapshot_every=args.snapshot_every,
                       model=init_model)

@@ -15,7 +15,7 @@ the module: one model can serve many threads and browser sessions at once.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -290,3 +290,13 @@ LADDER = {
 
 def build_model(config: ModelConfig) -> PatchForecaster:
     return LADDER[config.rung](config)
+
+
+def with_dropout(model: PatchForecaster, p: float) -> PatchForecaster:
+    """The same weights in a model whose config has dropout p: dropout is a training setting, so
+    a run that continues from a checkpoint may change it (the rest of the config may not)."""
+    if p == model.config.dropout:
+        return model
+    new = build_model(replace(model.config, dropout=p))
+    new.load_state_dict(model.state_dict())
+    return new

@@ -2,6 +2,7 @@
 import json
 import signal
 import time
+from dataclasses import replace
 import os
 import subprocess
 import sys
@@ -164,6 +165,25 @@ def test_train_init_continues_from_a_checkpoint(tiny_checkpoint, tmp_path):
     assert r.returncode == 0, r.stderr
     other = load_checkpoint(fresh).model.state_dict()
     assert any((other[n] - w).abs().max() > 1e-3 for n, w in start.model.state_dict().items())
+
+
+def test_train_init_may_change_dropout_and_nothing_else(tiny_checkpoint, tmp_path):
+    start = load_checkpoint(tiny_checkpoint)
+    assert start.model_config.dropout == 0.1
+    out = tmp_path / "less-dropout.pt"
+    r = nanotst("train", "--init", tiny_checkpoint, "--dropout", "0.03", "--n-series", "32", "--epochs", "1",
+                "--batch-size", "16", "--lr", "1e-9", "--threads", "1", "--no-report", "--out", out)
+    assert r.returncode == 0, r.stderr
+    cont = load_checkpoint(out)
+    assert cont.model_config.dropout == 0.03
+    assert cont.model_config == replace(start.model_config, dropout=0.03)   # and nothing else changed
+    for name, w in start.model.state_dict().items():           # the same weights went on training
+        assert (cont.model.state_dict()[name] - w).abs().max() < 1e-5, name
+
+    r = nanotst("train", "--init", tiny_checkpoint, "--dropout", "1.5", "--out", tmp_path / "x.pt")
+    assert "dropout" in assert_one_line_error(r)
+    r = nanotst("train", "--init", tiny_checkpoint, "--dropout", "0", "--n-layers", "2", "--out", tmp_path / "x.pt")
+    assert "leave out the model flags" in assert_one_line_error(r)
 
 
 def test_train_init_refuses_model_flags_that_disagree(tiny_checkpoint, tmp_path):
