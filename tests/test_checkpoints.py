@@ -199,7 +199,7 @@ def test_shipped_default_meets_the_grammar_bar():
     assert ck.snapshots[-1]["step"] == ck.history[-1]["step"]
 
 
-@pytest.mark.xfail(strict=True, reason="open problem: the shipped model is about 9% above the bar "
+@pytest.mark.xfail(strict=True, reason="open problem: the shipped model is 0.4% above the bar "
                                         "on the noisy case (see checkpoints/README.md)")
 def test_shipped_default_noisy_is_near_the_noise_floor():
     _, g, floor = _default_eval()
