@@ -22,8 +22,8 @@ from .checkpoints import CHECKPOINT_DIR, CheckpointError, load_checkpoint, save_
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import MIXES, SignalError
 from .files import atomic_write
-from .model import with_dropout
 from .forecast import ForecastError
+from .model import with_dropout
 from .userdata import DataError
 
 EXPECTED_ERRORS = (ConfigError, SignalError, CheckpointError, DataError, ForecastError, OSError)
@@ -103,6 +103,11 @@ def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
     return ModelConfig(causal=not args.no_causal, **m), TrainConfig(**t)
 
 
+def _architecture(config: ModelConfig) -> ModelConfig:
+    """The config without its dropout, a training setting: what --init must keep."""
+    return replace(config, dropout=0.0)
+
+
 def _progress(trainer, start: float) -> str:
     h = trainer.history[-1] if trainer.history else {}
     g = h.get("grammar") or {}
@@ -132,8 +137,7 @@ def cmd_train(args) -> int:
     init_model = None
     if args.init is not None:
         init_model = load_checkpoint(args.init).model
-        architecture = lambda config: replace(config, dropout=0.0)  # noqa: E731
-        if architecture(model_config) not in (architecture(ModelConfig()), architecture(init_model.config)):
+        if _architecture(model_config) not in (_architecture(ModelConfig()), _architecture(init_model.config)):
             raise CLIError("--init takes the model config from the checkpoint; leave out the model flags")
         if args.dropout is not None:
             init_model = with_dropout(init_model, args.dropout)
