@@ -9,18 +9,36 @@ rise over the whole series (the original generator's convention).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 
 FAMILIES = (
     "flat", "trend_up", "trend_down", "sine_low", "sine_high", "sine_trend", "noisy_sine",
     "step", "noise", "multi_sine", "sawtooth", "square", "random_walk", "seasonal",
+    # repetition at every scale (issue 12): shapes with periods of 2-256 values, and what real
+    # seasonal data adds on top of them
+    "periodic", "multi_seasonal", "modulated_seasonal", "multiplicative_seasonal", "arma",
+    "shifts_outliers", "kernel_synth", "mixup",
 )
 
+REPETITION_FAMILIES = ("periodic", "multi_seasonal", "modulated_seasonal",
+                       "multiplicative_seasonal", "arma", "shifts_outliers", "kernel_synth", "mixup")
+
 MIXES = {
-    # every family: what the shipped model is trained on, so the grammar really holds
-    "all": {"flat": 1.0, "trend_up": 1.0, "trend_down": 1.0, "sine_low": 1.0, "sine_high": 1.0,
+    # every family, the repetition families at about equal weight with the first wave's families
+    # together (published recipes favour an equal-weight mix of many generators): what the
+    # shipped model is trained on
+    "all": {"flat": 0.5, "trend_up": 0.5, "trend_down": 0.5, "sine_low": 0.5, "sine_high": 0.5,
+            "sine_trend": 1.0, "noisy_sine": 2.0, "step": 0.5, "noise": 0.5, "multi_sine": 0.5,
+            "sawtooth": 0.25, "square": 0.25, "random_walk": 0.75, "seasonal": 3.0,
+            "periodic": 6.0, "multi_seasonal": 2.0, "modulated_seasonal": 1.5,
+            "multiplicative_seasonal": 1.5, "arma": 1.0, "shifts_outliers": 1.0,
+            "kernel_synth": 2.0, "mixup": 2.0},
+    # the first wave's mix (the model shipped before issue 12 was trained on it)
+    "first_wave": {"flat": 1.0, "trend_up": 1.0, "trend_down": 1.0, "sine_low": 1.0, "sine_high": 1.0,
             "sine_trend": 2.0, "noisy_sine": 4.0, "step": 0.75, "noise": 0.5, "multi_sine": 1.0,
             "sawtooth": 0.5, "square": 0.5, "random_walk": 0.5, "seasonal": 6.0},
     # the original generator: offset + trend*t + amp*sin(2*pi*freq*t) + 0.1 noise
@@ -71,17 +89,26 @@ class SignalSpec:
     seed: int = 0
 
 
-SPEC_KINDS = ("sine", "sawtooth", "square", "flat", "random_walk", "noise")
+SPEC_KINDS = ("sine", "sawtooth", "square", "triangle", "pulse", "flat", "random_walk", "noise")
+WAVE_SHAPES = ("sine", "sawtooth", "square", "triangle", "pulse")
+PULSE_DUTY = 0.2   # the designed pulse train's share of each cycle spent high
 
 
-def _wave(kind: str, phase: np.ndarray) -> np.ndarray:
-    """A unit-amplitude periodic shape; phase is in cycles."""
+def _wave(kind: str, phase: np.ndarray, duty: float = 0.5) -> np.ndarray:
+    """A unit-amplitude periodic shape; phase is in cycles. duty: the high share of a square or
+    pulse cycle (a pulse is a square wave with a short high part)."""
     if kind == "sine":
         return np.sin(2 * np.pi * phase)
     if kind == "sawtooth":
         return 2.0 * (phase - np.floor(phase + 0.5))
-    if kind == "square":
-        return np.sign(np.sin(2 * np.pi * phase) + 1e-12)
+    if kind in ("square", "pulse"):
+        if kind == "square" and duty == 0.5:   # the first wave's square: high first, flips at half
+            return np.sign(np.sin(2 * np.pi * phase) + 1e-12)
+        frac = phase - np.floor(phase)
+        return np.where(frac < duty, 1.0, -1.0)
+    if kind == "triangle":
+        frac = phase - np.floor(phase)
+        return 1.0 - 4.0 * np.abs(frac - 0.5)
     raise SignalError(f"unknown wave shape {kind!r}")
 
 
@@ -91,7 +118,7 @@ def design_signal(spec: SignalSpec) -> tuple[np.ndarray, Factors]:
         raise SignalError(f"kind must be one of {', '.join(SPEC_KINDS)}, got {spec.kind!r}")
     if spec.length < 2:
         raise SignalError(f"length must be at least 2, got {spec.length}")
-    if spec.kind in ("sine", "sawtooth", "square") and not spec.period > 1:
+    if spec.kind in WAVE_SHAPES and not spec.period > 1:
         raise SignalError(f"period must be more than 1 sample, got {spec.period}")
     if spec.noise < 0:
         raise SignalError(f"noise must be >= 0, got {spec.noise}")
@@ -102,9 +129,10 @@ def design_signal(spec: SignalSpec) -> tuple[np.ndarray, Factors]:
     t = np.arange(n) / n
     values = spec.offset + spec.slope * t
     freq = 0.0
-    if spec.kind in ("sine", "sawtooth", "square"):
+    if spec.kind in WAVE_SHAPES:
         freq = n / spec.period
-        values = values + spec.amplitude * _wave(spec.kind, np.arange(n) / spec.period)
+        duty = PULSE_DUTY if spec.kind == "pulse" else 0.5
+        values = values + spec.amplitude * _wave(spec.kind, np.arange(n) / spec.period, duty)
     elif spec.kind == "random_walk":
         values = values + spec.amplitude * np.cumsum(rng.normal(0, 1, n)) / np.sqrt(n)
     elif spec.kind == "noise":
@@ -178,6 +206,8 @@ def generate(family: str, length: int, rng: np.random.Generator) -> tuple[np.nda
         return values, Factors(family, offset=offset, noise_std=std)
     if family == "seasonal":
         return _seasonal(length, rng, offset)
+    if family in _REPETITION:
+        return _REPETITION[family](length, rng, offset)
     raise SignalError(f"unknown signal family {family!r}; known: {', '.join(FAMILIES)}")
 
 
@@ -230,6 +260,243 @@ def _seasonal(length: int, rng: np.random.Generator, offset: float) -> tuple[np.
     return offset + values, Factors("seasonal", freq=length / period, amplitude=amp, trend=trend,
                                     offset=offset, noise_std=noise, jump_pos=jump_pos,
                                     jump_size=jump_size)
+
+
+# ---- repetition at every scale (issue 12) ----------------------------------------------------
+# Patch boundaries fall on multiples of PATCH_GRID values from the series' start (and its end):
+# a shape whose flips land exactly on them gives the model no cue inside a patch, so a share of
+# the periodic draws is aligned on purpose (copying across patches is the hard part).
+PATCH_GRID = 32
+ALIGNED_PERIODS = (8, 16, 32, 48, 64, 96, 128, 160, 192, 256)
+COMMON_PERIODS = (3, 4, 5, 6, 7, 12, 14, 24, 26, 30, 48, 52, 60, 96, 168)   # calendar seasons
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def _draw_period(rng: np.random.Generator) -> tuple[float, float]:
+    """(period in values, phase in cycles): any real period in 2-256, a whole one, a calendar one,
+    or one aligned on the patch grid with a cycle starting on a patch boundary."""
+    kind = rng.random()
+    if kind < 0.35:
+        return _log_uniform(rng, 2.0, 256.0), rng.uniform(0, 1)
+    if kind < 0.6:
+        return float(round(_log_uniform(rng, 2.0, 256.0))), rng.uniform(0, 1)
+    if kind < 0.8:
+        return float(rng.choice(COMMON_PERIODS)), rng.uniform(0, 1)
+    period = float(rng.choice(ALIGNED_PERIODS))
+    start = PATCH_GRID * int(rng.integers(0, 8))
+    return period, (-start / period) % 1.0
+
+
+def _noise_level(rng: np.random.Generator, amp: float) -> float:
+    return 0.0 if rng.random() < 0.2 else amp * _log_uniform(rng, 0.01, 0.3)
+
+
+def _shape(rng: np.random.Generator, cycles: np.ndarray, shape: str | None = None) -> np.ndarray:
+    shape = shape or str(rng.choice(WAVE_SHAPES))
+    duty = {"square": 0.5 if rng.random() < 0.5 else rng.uniform(0.2, 0.8),
+            "pulse": rng.uniform(0.03, 0.35)}.get(shape, 0.5)
+    wave = _wave(shape, cycles, duty)
+    if shape == "pulse":   # mostly low with short high pulses: keep its low part at 0
+        wave = (wave + 1) / 2
+    return wave
+
+
+def _trend(rng: np.random.Generator, length: int, amp: float, p: float = 0.3) -> tuple[np.ndarray, float]:
+    if rng.random() >= p:
+        return np.zeros(length), 0.0
+    trend = amp * rng.uniform(-3, 3)
+    return trend * np.arange(length) / length, trend
+
+
+def _periodic(length, rng, offset):
+    """One shape (sine, square, sawtooth, triangle, pulse) at any period from 2 to 256 values."""
+    period, phase = _draw_period(rng)
+    amp = rng.uniform(0.5, 2.5)
+    values = amp * _shape(rng, np.arange(length) / period + phase)
+    slope, trend = _trend(rng, length, amp)
+    noise = _noise_level(rng, amp)
+    values = offset + slope + values + noise * rng.normal(0, 1, length)
+    return values, Factors("periodic", freq=length / period, amplitude=amp, trend=trend,
+                           offset=offset, noise_std=noise)
+
+
+def _multi_seasonal(length, rng, offset):
+    """Sums of two or three seasons: nested (24 in 168), unrelated, or harmonics of one period."""
+    n = np.arange(length)
+    period, phase = _draw_period(rng)
+    amp = rng.uniform(0.5, 2.0)
+    values = amp * _shape(rng, n / period + phase, "sine" if rng.random() < 0.5 else None)
+    mode = rng.random()
+    for k in range(int(rng.integers(1, 3))):
+        weight = amp * rng.uniform(0.2, 0.9)
+        if mode < 0.35:      # harmonics: the sum still repeats every `period`
+            other = period / int(rng.integers(2, 5))
+        elif mode < 0.7:     # a longer season around the first
+            other = period * int(rng.integers(2, 8))
+        else:
+            other = _log_uniform(rng, 2.0, 256.0)
+        values = values + weight * _shape(rng, n / other + rng.uniform(0, 1))
+    slope, trend = _trend(rng, length, amp)
+    noise = _noise_level(rng, amp)
+    values = offset + slope + values + noise * rng.normal(0, 1, length)
+    return values, Factors("multi_seasonal", freq=length / period, amplitude=amp, trend=trend,
+                           offset=offset, noise_std=noise)
+
+
+def _modulated_seasonal(length, rng, offset):
+    """A season whose amplitude grows, shrinks or swells slowly."""
+    n = np.arange(length)
+    period, phase = _draw_period(rng)
+    amp = rng.uniform(0.5, 2.0)
+    if rng.random() < 0.5:
+        envelope = 1 + rng.uniform(0.2, 0.8) * np.sin(2 * np.pi * (rng.uniform(0.3, 3) * n / length
+                                                                 + rng.uniform(0, 1)))
+    else:
+        envelope = np.exp(rng.uniform(-2, 2) * n / length)
+    values = amp * envelope * _shape(rng, n / period + phase)
+    slope, trend = _trend(rng, length, amp)
+    noise = _noise_level(rng, amp)
+    values = offset + slope + values + noise * rng.normal(0, 1, length)
+    return values, Factors("modulated_seasonal", freq=length / period, amplitude=amp, trend=trend,
+                           offset=offset, noise_std=noise)
+
+
+def _multiplicative_seasonal(length, rng, offset):
+    """level x (1 + season): the season grows with the level (air passengers, retail sales)."""
+    n = np.arange(length)
+    period = float(rng.choice(COMMON_PERIODS)) if rng.random() < 0.6 else _draw_period(rng)[0]
+    growth = rng.uniform(-1.0, 2.5)
+    level = np.exp(growth * n / length + 0.05 * np.cumsum(rng.normal(0, 1, length)) / np.sqrt(length))
+    strength = rng.uniform(0.1, 0.5)
+    season = np.zeros(length)
+    for k in range(1, int(rng.integers(1, 4)) + 1):
+        season += (1.0 if k == 1 else rng.uniform(0, 0.6) / k) * np.sin(2 * np.pi * (k * n / period + rng.uniform(0, 1)))
+    season /= max(np.abs(season).max(), 1e-9)
+    noise = rng.uniform(0, 0.05)
+    base = abs(offset) + 1.0
+    values = base * level * (1 + strength * season) * (1 + noise * rng.normal(0, 1, length))
+    return values, Factors("multiplicative_seasonal", freq=length / period, amplitude=base * strength,
+                           trend=float(base * (level[-1] - level[0])), offset=base, noise_std=base * noise)
+
+
+def _arma(length, rng, offset):
+    """ARMA(2, 1) noise from a stable AR part, integrated (ARIMA d=1) a third of the time."""
+    while True:
+        phi1, phi2 = rng.uniform(-1.9, 1.9), rng.uniform(-0.95, 0.95)
+        if phi2 + phi1 < 0.98 and phi2 - phi1 < 0.98:      # inside the stationarity triangle
+            break
+    theta = rng.uniform(-0.8, 0.8)
+    std = rng.uniform(0.1, 1.0)
+    eps = std * rng.normal(0, 1, length + 50)
+    out = np.zeros(length + 50)
+    for i in range(2, length + 50):
+        out[i] = phi1 * out[i - 1] + phi2 * out[i - 2] + eps[i] + theta * eps[i - 1]
+    out = out[50:]
+    if rng.random() < 0.33:
+        out = np.cumsum(out) * 0.2
+    return offset + out, Factors("arma", offset=offset, noise_std=std)
+
+
+def _shifts_outliers(length, rng, offset):
+    """A season or a flat level with one to three level shifts and a few outliers."""
+    n = np.arange(length)
+    amp = rng.uniform(0.5, 2.0)
+    if rng.random() < 0.6:
+        period, phase = _draw_period(rng)
+        values = amp * _shape(rng, n / period + phase)
+        freq = length / period
+    else:
+        values, freq = np.zeros(length), 0.0
+    jump_pos, jump_size = 0, 0.0
+    for _ in range(int(rng.integers(1, 4))):
+        pos = int(rng.integers(length // 8, length - length // 16))
+        size = amp * rng.uniform(0.5, 3.0) * rng.choice([-1.0, 1.0])
+        values = values + size * (n >= pos)
+        jump_pos, jump_size = max(jump_pos, pos), size if pos >= jump_pos else jump_size
+    noise = _noise_level(rng, amp)
+    values = values + noise * rng.normal(0, 1, length)
+    outliers = rng.random(length) < rng.uniform(0.002, 0.02)
+    values = values + outliers * amp * rng.uniform(2, 6, length) * rng.choice([-1.0, 1.0], length)
+    return offset + values, Factors("shifts_outliers", freq=freq, amplitude=amp, offset=offset,
+                                    noise_std=noise, jump_pos=jump_pos, jump_size=jump_size)
+
+
+# KernelSynth (Ansari et al., 2024): a Gaussian process whose kernel is a random composition of
+# kernels from a bank. Distances are in values, so periods read as in the rest of this module.
+KERNEL_PERIODS = (2, 3, 4, 5, 6, 7, 12, 14, 24, 30, 32, 48, 52, 64, 96, 128, 168, 256)
+
+
+def _kernel(rng: np.random.Generator, d: np.ndarray, x: np.ndarray, length: int) -> np.ndarray:
+    kind = rng.integers(0, 6)
+    if kind == 0:   # periodic
+        p = float(rng.choice(KERNEL_PERIODS)) if rng.random() < 0.7 else _log_uniform(rng, 2, 256)
+        return np.exp(-2 * np.sin(np.pi * d / p) ** 2 / rng.choice([0.5, 1.0, 2.0]) ** 2)
+    if kind == 1:   # RBF: smooth wandering at a length scale
+        ls = length * float(rng.choice([0.01, 0.05, 0.1, 0.3, 1.0]))
+        return np.exp(-0.5 * (d / ls) ** 2)
+    if kind == 2:   # rational quadratic: a mixture of length scales
+        ls, alpha = length * float(rng.choice([0.02, 0.1, 0.5])), float(rng.choice([0.5, 1.0, 5.0]))
+        return (1 + d ** 2 / (2 * alpha * ls ** 2)) ** -alpha
+    if kind == 3:   # linear: a trend
+        c = rng.uniform(0, 1)
+        t = x / length
+        return np.outer(t - c, t - c) + rng.uniform(0, 0.5)
+    if kind == 4:   # white noise
+        return np.eye(len(x)) * _log_uniform(rng, 0.001, 0.1)
+    return np.full_like(d, rng.uniform(0.1, 1.0))   # constant
+
+
+@functools.lru_cache(maxsize=4)
+def _distances(length: int) -> tuple[np.ndarray, np.ndarray]:
+    x = np.arange(length, dtype=np.float64)
+    d = np.abs(x[:, None] - x[None, :])
+    d.flags.writeable = False
+    return x, d
+
+
+def _kernel_synth(length, rng, offset):
+    """A draw from a GP with up to four kernels combined by + and x."""
+    x, d = _distances(length)
+    K = _kernel(rng, d, x, length)
+    for _ in range(int(rng.integers(0, 4))):
+        other = _kernel(rng, d, x, length)
+        K = K + other if rng.random() < 0.5 else K * other
+    # torch's Cholesky follows torch.set_num_threads (numpy's BLAS would start its own threads)
+    K = torch.from_numpy(K)
+    eye = torch.eye(length, dtype=torch.float64)
+    for jitter in (1e-6, 1e-4, 1e-2):
+        L, info = torch.linalg.cholesky_ex(K + jitter * eye)
+        if int(info) == 0:
+            break
+    else:
+        L = eye
+    values = (L @ torch.from_numpy(rng.normal(0, 1, length))).numpy()
+    amp = rng.uniform(0.5, 2.5)
+    values = amp * (values - values.mean()) / (values.std() + 1e-9)
+    return offset + values, Factors("kernel_synth", amplitude=amp, offset=offset)
+
+
+def _mixup(length, rng, offset):
+    """TSMixup (Ansari et al., 2024): a convex mixture of two or three standardized series of the
+    other families."""
+    others = [f for f in FAMILIES if f not in ("mixup", "kernel_synth")]
+    k = int(rng.integers(2, 4))
+    weights = rng.dirichlet(np.full(k, 1.5))
+    values = np.zeros(length)
+    for w in weights:
+        part, _ = generate(str(rng.choice(others)), length, rng)
+        values += w * (part - part.mean()) / (part.std() + 1e-9)
+    amp = rng.uniform(0.5, 2.5)
+    return offset + amp * values, Factors("mixup", amplitude=amp, offset=offset)
+
+
+_REPETITION = {"periodic": _periodic, "multi_seasonal": _multi_seasonal,
+               "modulated_seasonal": _modulated_seasonal,
+               "multiplicative_seasonal": _multiplicative_seasonal, "arma": _arma,
+               "shifts_outliers": _shifts_outliers, "kernel_synth": _kernel_synth, "mixup": _mixup}
 
 
 def resolve_mix(mix: dict | str | None) -> dict[str, float]:

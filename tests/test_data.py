@@ -97,3 +97,85 @@ def test_seasonal_family_has_short_seasons_under_trends():
         ratio = peak * 512 / len(step) / f.freq         # 1 at the season, k at its k-th harmonic
         found += abs(ratio - round(ratio)) < 0.15 and round(ratio) >= 1
     assert found >= 85
+
+
+# ---- repetition at every scale (issue 12) ----------------------------------------------------
+
+from nanotst.data import ALIGNED_PERIODS, PATCH_GRID, REPETITION_FAMILIES, WAVE_SHAPES, _draw_period  # noqa: E402
+
+
+def _dominant_period(values):
+    x = values - values.mean()
+    spectrum = np.abs(np.fft.rfft(x, 8 * len(x)))
+    freq = np.fft.rfftfreq(8 * len(x))
+    return 1.0 / freq[1 + np.argmax(spectrum[1:])]
+
+
+def test_periodic_family_covers_periods_2_to_256_with_any_phase():
+    rng = np.random.default_rng(0)
+    draws = [_draw_period(rng) for _ in range(4000)]
+    periods = np.array([p for p, _ in draws])
+    assert periods.min() >= 2 and periods.max() <= 256
+    assert (periods < 8).mean() > 0.1 and (periods > 128).mean() > 0.05   # short and long ones
+    assert (periods % 1 != 0).mean() > 0.2                                 # not only whole periods
+    # about a fifth are aligned: a cycle starts exactly on a patch boundary
+    aligned = [(p, ph) for p, ph in draws if p in ALIGNED_PERIODS and
+               min(abs((ph * p) % PATCH_GRID), PATCH_GRID - abs((ph * p) % PATCH_GRID)) < 1e-6]
+    assert 0.15 < len(aligned) / len(draws) < 0.35
+
+
+def test_a_periodic_series_repeats_at_its_factor_period():
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        values, f = generate("periodic", 1024, rng)
+        if f.noise_std == 0 and f.trend == 0 and f.freq > 8:
+            period = 1024 / f.freq
+            if period == int(period):        # whole periods: the series repeats exactly
+                p = int(period)
+                np.testing.assert_allclose(values[p:], values[:-p], atol=1e-9)
+            else:
+                assert abs(_dominant_period(values) - period) / period < 0.1
+
+
+def test_every_wave_shape_is_unit_amplitude():
+    from nanotst.data import _wave
+    phase = np.arange(1000) / 100
+    for shape in WAVE_SHAPES:
+        wave = _wave(shape, phase, 0.3)
+        assert wave.max() == pytest.approx(1, abs=0.02) and wave.min() == pytest.approx(-1, abs=0.02)
+
+
+def test_repetition_families_are_in_the_default_mix_and_deterministic():
+    weights = resolve_mix("all")
+    assert set(REPETITION_FAMILIES) <= set(weights)
+    # the repetition families carry about half the weight, so the model sees them often
+    assert 0.4 < sum(weights[f] for f in REPETITION_FAMILIES) < 0.8
+    for family in REPETITION_FAMILIES:
+        a, fa = generate(family, 544, np.random.default_rng(9))
+        b, fb = generate(family, 544, np.random.default_rng(9))
+        np.testing.assert_array_equal(a, b)
+        assert fa == fb and a.std() > 0
+
+
+def test_multiplicative_seasonality_grows_with_the_level():
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        values, f = generate("multiplicative_seasonal", 544, rng)
+        if f.trend > 2 * f.offset:          # the level more than doubles
+            first, last = values[:100], values[-100:]
+            assert last.std() / last.mean() == pytest.approx(first.std() / first.mean(), rel=0.8)
+            assert last.std() > first.std()
+            return
+    pytest.fail("no strongly growing series drawn")
+
+
+def test_kernel_synth_draws_vary_and_can_be_periodic():
+    rng = np.random.default_rng(1)
+    draws = [generate("kernel_synth", 544, rng)[0] for _ in range(40)]
+    assert len({round(float(d.std()), 6) for d in draws}) > 1
+    # some draws repeat (a periodic kernel): a high autocorrelation at some lag > 1
+    def best_acf(x):
+        x = x - x.mean()
+        acf = np.correlate(x, x, "full")[len(x) - 1:] / (x @ x)
+        return acf[2:200].max()
+    assert max(best_acf(d) for d in draws) > 0.9
