@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import secrets
 import time
+from datetime import datetime
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from .config import ConfigError, ModelConfig, TrainConfig
 from .data import (FAMILIES, GRAMMAR_NOISE_STD, MIXES, SignalError, SignalSpec, design_signal,
                    generate, grammar_cases, probe_cases)
 from .evaluate import next_patch_predictions
-from .model import PatchForecaster, build_model, positions
+from .model import PatchForecaster, build_model
 
 CHECKPOINT_DIR_ENV = "NANOTST_CHECKPOINT_DIR"
 DEFAULT_CHECKPOINT_ENV = "NANOTST_DEFAULT_CHECKPOINT"
@@ -193,7 +195,7 @@ def pipeline_stages(model: PatchForecaster, values: np.ndarray) -> list[Stage]:
     """Every intermediate tensor of one forward pass, for the Overview's pipeline."""
     cfg = model.config
     x = torch.as_tensor(_fit_length(model, values)).unsqueeze(0)
-    patches, loc, scale = model.patchify(x)
+    patches, mask, loc, scale = model.patchify(x)
     N, P = patches.shape[1:]
     fmt = lambda t: "×".join(str(s) for s in t.shape[1:])  # noqa: E731
     stages = [Stage("raw series", str(x.shape[1]), x[0].numpy(), "the values as given"),
@@ -201,15 +203,16 @@ def pipeline_stages(model: PatchForecaster, values: np.ndarray) -> list[Stage]:
                     f"(x − {float(loc):.3g}) / {float(scale):.3g}: mean 0, std 1"),
               Stage("patches", f"{N}×{P}", patches[0].numpy(), f"{N} tokens of {P} values")]
     if hasattr(model, "blocks"):
-        h = model.embed(patches) + positions(model.pos, N)
+        h = model.embed_patches(patches, mask)
+        where = "plus a learned position" if cfg.position == "learned" else "positions are rotary (in attention)"
         stages.append(Stage("embeddings", fmt(h), h[0].numpy(),
-                            f"each patch → {cfg.d_model} numbers, plus a learned position"))
+                            f"each patch → {cfg.d_model} numbers, {where}"))
         for i, block in enumerate(model.blocks):
             h, _ = block(h)
             stages.append(Stage(f"block {i}", fmt(h), h[0].numpy(),
                                 "attention mixes earlier patches in, then a GELU FFN"))
     elif hasattr(model, "attn"):
-        h = model.embed(patches)
+        h = model.embed(model.embed_input(patches, mask))
         stages.append(Stage("embeddings", fmt(h), h[0].numpy(), f"each patch → {cfg.d_model} numbers"))
         h, _ = model.attn(h)
         stages.append(Stage("attention", fmt(h), h[0].numpy(), "one causal attention head"))
@@ -279,6 +282,11 @@ class TrainSettings:
         return mc, tc
 
 
+def unique_run_name() -> str:
+    """A save name no other run has: the time and four random hex digits."""
+    return f"run-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
 def default_mix_weights() -> dict[str, float]:
     return dict(MIXES["all"])
 
@@ -292,6 +300,7 @@ class TrainingSession:
         self.running = False
         self.error: str | None = None
         self.saved_as: str | None = None
+        self.default_name = unique_run_name()
 
     # controls (the page wires these to on_click callbacks)
     def _ensure(self) -> bool:
@@ -331,6 +340,7 @@ class TrainingSession:
         self.trainer = None
         self.error = None
         self.saved_as = None
+        self.default_name = unique_run_name()
         if settings is not None:
             self.settings = settings
 
@@ -372,16 +382,24 @@ class TrainingSession:
                 "epoch": t.step / t.steps_per_epoch, "train_loss": last.get("train_loss"),
                 "val_loss": last.get("val_loss"), "elapsed": t.elapsed}
 
-    def save(self, name: str, folder=None):
-        """Save the run as folder/<name>.pt (name sanitized); returns the path."""
+    def save(self, name: str, folder=None, overwrite: bool = False):
+        """Save the run as folder/<name>.pt (name sanitized); returns the path.
+
+        Never over the shipped model; over another file only with overwrite=True (otherwise
+        CheckpointExists, decided atomically: two sessions saving one name cannot both win).
+        """
         from .checkpoints import CheckpointError, safe_checkpoint_path, save_checkpoint
         if self.trainer is None:
             raise CheckpointError("nothing to save yet: start or step the training first")
         t = self.trainer
         path = safe_checkpoint_path(folder or checkpoint_dir(), name)
+        if path.stem == "default" or path == default_checkpoint_path().resolve():
+            raise CheckpointError(f"“{path.stem}” is the shipped model's name and cannot be "
+                                  f"overwritten from the app; choose another name")
         t.record()  # make sure the last step is evaluated
         save_checkpoint(path, t.model, t.train_config, history=t.history, snapshots=t.snapshots,
-                        data_spec=t.data_spec(), metrics=t.metrics(), name=path.stem)
+                        data_spec=t.data_spec(), metrics=t.metrics(), name=path.stem,
+                        overwrite=overwrite)
         self.saved_as = str(path)
         return path
 
@@ -408,6 +426,8 @@ EXPERIMENTS = {
     "patch": "Patch-size sweep: 16, 32, 64 values per patch",
     "generalization": "Generalization: train without periodic signals, test on sine",
     "causal": "Causal mask off: the model sees the patch it predicts and cheats",
+    "position": "Positions: rotary (distances between patches) against learned (one vector each)",
+    "padding": "Padding mask: the embedding knows which values are padding, or it does not",
 }
 
 
@@ -435,6 +455,12 @@ def experiment_variants(kind: str, steps: int = 300, settings: TrainSettings | N
     if kind == "causal":
         return [Variant("causal (honest)", _base(s), tc),
                 Variant("causal=False (cheats)", _base(s, causal=False), tc)]
+    if kind == "position":
+        return [Variant("rotary positions", _base(s, position="rope"), tc),
+                Variant("learned positions", _base(s, position="learned"), tc)]
+    if kind == "padding":
+        return [Variant("mask in the embedding", _base(s, input_mask=True), tc),
+                Variant("no mask (padding looks like the mean)", _base(s, input_mask=False), tc)]
     raise KeyError(f"unknown experiment {kind!r}; known: {', '.join(EXPERIMENTS)}")
 
 

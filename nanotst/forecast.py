@@ -1,7 +1,8 @@
 """Probabilistic forecasting: batched autoregressive sampling of whole patches, then quantiles.
 
-All sample paths run as one batch. Each step feeds the most recent <= context_length values
-(whole patches) to the model, samples the next patch from N(mu, sigma) in that step's normalized
+All sample paths run as one batch. The context is standardized in float64 first (any units work),
+and each step feeds the most recent <= context_length values to the model (which pads them to
+whole patches), samples the next patch from N(mu, sigma) in that step's normalized
 space, maps it back with that step's loc/scale and appends it. Every path shares the first step,
 so it runs once with batch 1 and the N paths branch from its prediction.
 
@@ -14,11 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .model import NanoTST, PatchForecaster, Transformer, positions
+from .model import PatchForecaster, eval_mode
 
 DEFAULT_QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+MAX_HORIZON = 10_000            # values ahead
+MAX_SAMPLES = 10_000            # sample paths
+MAX_SAMPLE_VALUES = 20_000_000  # paths x horizon: 160 MB of float64 samples
 
 
 class ForecastError(ValueError):
@@ -33,7 +36,7 @@ class Forecast:
     median: np.ndarray                  # (H,)
     quantiles: dict[float, np.ndarray]  # level -> (H,)
     context: np.ndarray                 # (C,) the values the first step saw
-    trimmed: int                        # oldest values dropped so the context is whole patches
+    padded: int                         # padding the model put before them to make whole patches
     truncated: int                      # older values dropped beyond context_length
     patch_size: int
     probabilistic: bool                 # False: an MSE rung, every path is the mean
@@ -56,82 +59,50 @@ class Forecast:
 
 
 def prepare_context(values, patch_size: int, context_length: int) -> tuple[np.ndarray, int, int]:
-    """Keep the most recent whole patches, at most context_length values.
+    """Keep the most recent values, at most context_length of them.
 
-    Returns (context, trimmed, truncated): trimmed values make the length a multiple of the
-    patch size, truncated ones are older than the model can see. Both come off the start, never
-    the end: the forecast always continues from the last value given.
+    Returns (context, padded, truncated): the model pads `padded` values before the context to
+    make whole patches (a mask tells it they are not data), and `truncated` older values are
+    beyond what it can see. Nothing is ever cut off the end: the forecast always continues from
+    the last value given.
     """
     values = np.asarray(values, dtype=np.float64).ravel()
     if not np.all(np.isfinite(values)):
         raise ForecastError("the context contains NaN or infinite values")
     n = len(values)
+    if n < patch_size:
+        raise ForecastError(f"the context needs at least one patch ({patch_size} values), got {n}")
     truncated = max(0, n - context_length)
-    usable = n - truncated
-    trimmed = usable % patch_size
-    context = values[truncated + trimmed:]
-    if len(context) < 2 * patch_size:
-        raise ForecastError(f"the context needs at least 2 patches ({2 * patch_size} values), "
-                            f"got {n}")
-    return context, trimmed, truncated
+    context = values[truncated:]
+    return context, -len(context) % patch_size, truncated
 
 
-def _last_step(model: PatchForecaster, x: torch.Tensor):
-    """Prediction of the patch after x (B, L): mu, sigma (or None) (B, P), loc, scale (B, 1)."""
-    if type(model) in (Transformer, NanoTST) and _has_known_layout(model):
-        return _last_step_fast(model, x)
-    pred = model(x)
-    sigma = None if pred.sigma is None else pred.sigma[:, -1]
-    return pred.mu[:, -1], sigma, pred.loc, pred.scale
+def standardize(values: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(values - loc) / scale in float64, robust to any magnitude a float64 holds.
 
-
-def _has_known_layout(model) -> bool:
-    block = model.blocks[-1] if len(getattr(model, "blocks", ())) else None
-    return (block is not None and hasattr(block, "attn") and hasattr(block.attn, "qkv")
-            and hasattr(block, "mlp") and hasattr(model, "pos") and hasattr(model, "ln_f"))
-
-
-def _last_step_fast(model, x: torch.Tensor):
-    """The same numbers as model(x) for the last row only, about a quarter cheaper.
-
-    Forecasting reads only the last token's output, so the last block needs keys and values for
-    every token but the query, attention output, FFN, final norm and head for the last token
-    only. Every earlier block still runs in full. tests/test_forecast.py checks it against
-    model(x) on the same weights.
+    The model computes in float32, where 1e37 overflows and 1e-300 is zero; its own instance
+    normalization is shift- and scale-invariant, so handing it standardized values changes
+    nothing but the rounding, and the samples go back to the user's units in float64.
     """
-    cfg = model.config
-    patches, loc, scale = model.patchify(x)                      # (B, N, P)
-    h = model.drop(model.embed(patches) + positions(model.pos, patches.size(1)))  # (B, N, D)
-    for block in model.blocks[:-1]:
-        h, _ = block(h)
-    last = model.blocks[-1]
-    a = last.ln_1(h)
-    B, T, D = a.shape
-    H = last.attn.n_heads
-    W, b = last.attn.qkv.weight, last.attn.qkv.bias
-    q = F.linear(a[:, -1:], W[:D], b[:D]).view(B, 1, H, D // H).transpose(1, 2)   # (B, H, 1, hs)
-    k, v = F.linear(a, W[D:], b[D:]).view(B, T, 2 * H, D // H).transpose(1, 2).split(H, dim=1)
-    # the last query sees every key, causal or not: no mask needed
-    y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, 1, D)
-    h = h[:, -1:] + last.attn.proj(y)                            # (B, 1, D)
-    h = h + last.mlp(last.ln_2(h))
-    out = model.head(model.ln_f(h))[:, 0]                        # (B, P) or (B, 2P)
-    if type(model) is Transformer:
-        return out, None, loc, scale
-    mu, raw_sigma = out.chunk(2, dim=-1)
-    return mu, F.softplus(raw_sigma) + cfg.min_sigma, loc, scale
+    big = float(np.max(np.abs(values)))
+    if big == 0.0:
+        return np.zeros_like(values), 0.0, 1.0
+    unit = values / big                              # |unit| <= 1: squares cannot overflow
+    loc, spread = float(unit.mean()), float(unit.std())
+    spread = spread if spread > 0 else 1.0
+    return (unit - loc) / spread, loc * big, spread * big
 
 
 def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Roll the model forward. context (1, C) whole patches, noise (N, H, P) standard normal.
+    """Roll the model forward. context (1, C) any length, noise (N, H, P) standard normal.
 
-    Returns (N, H*P) sample paths in original units. For MSE rungs the noise is ignored.
+    Returns (N, H*P) sample paths in the context's units. For MSE rungs the noise is ignored.
     """
     L = model.config.context_length
     n, horizon, _ = noise.shape
     paths = context                                  # (1, C) until the paths branch
     for h in range(horizon):
-        mu, sigma, loc, scale = _last_step(model, paths[:, -L:])
+        mu, sigma, loc, scale = model.predict_next(paths[:, -L:])
         z = mu.expand(n, -1) if sigma is None else mu + sigma * noise[:, h]  # (N, P)
         new = z * scale + loc
         paths = torch.cat([paths.expand(n, -1), new], dim=1)
@@ -147,39 +118,40 @@ def forecast(model: PatchForecaster, context, horizon_patches: int, n_samples: i
         raise ForecastError(f"horizon_patches must be a positive integer, got {horizon_patches!r}")
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise ForecastError(f"n_samples must be a positive integer, got {n_samples!r}")
+    if horizon_patches * P > MAX_HORIZON:
+        raise ForecastError(f"the horizon is at most {MAX_HORIZON:,} values, got {horizon_patches * P:,}")
+    if n_samples > MAX_SAMPLES or n_samples * horizon_patches * P > MAX_SAMPLE_VALUES:
+        raise ForecastError(f"{n_samples:,} sample paths of {horizon_patches * P:,} values are too many; "
+                            f"at most {MAX_SAMPLES:,} paths and {MAX_SAMPLE_VALUES:,} values in all")
+    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ForecastError(f"seed must be a non-negative integer, got {seed!r}")
     levels = tuple(float(q) for q in quantiles)
     if any(not 0.0 <= q <= 1.0 for q in levels):
         raise ForecastError(f"quantile levels must be in [0, 1], got {levels}")
-    values, trimmed, truncated = prepare_context(context, P, cfg.context_length)
+    values, padded, truncated = prepare_context(context, P, cfg.context_length)
+    unit, loc, scale = standardize(values)
 
     device = next(model.parameters()).device
     # numpy fills the stream in order, so path i gets the same noise whatever n_samples is
     rng = np.random.default_rng(int(seed))
     noise = torch.from_numpy(rng.standard_normal((n_samples, horizon_patches, P),
                                                  dtype=np.float32)).to(device)
-    # a copy: the caller's array may be read-only (a pandas column), which torch warns about
-    x = torch.from_numpy(np.array(values, dtype=np.float32)).to(device).unsqueeze(0)
-    was_training = model.training
-    if was_training:  # a shared eval-mode model is never touched
-        model.eval()
-    try:
-        with torch.inference_mode():
-            samples = sample_paths(model, x, noise).double().cpu().numpy()
-    finally:
-        if was_training:
-            model.train()
+    x = torch.from_numpy(unit.astype(np.float32)).to(device).unsqueeze(0)
+    with eval_mode(model), torch.inference_mode():
+        samples = sample_paths(model, x, noise).double().cpu().numpy() * scale + loc
 
     notes = []
     if truncated:
         notes.append(f"used the most recent {cfg.context_length} values; "
                      f"{truncated} older values were not used")
-    if trimmed:
-        notes.append(f"trimmed {trimmed} values at the start to make whole patches of {P}")
+    if padded:
+        notes.append(f"padded {padded} values at the start to make whole patches of {P} "
+                     f"(masked: the model knows they are not data)")
     qs = np.quantile(samples, levels, axis=0) if levels else []
     return Forecast(
         samples=samples, mean=samples.mean(axis=0), median=np.median(samples, axis=0),
         quantiles={q: qs[i] for i, q in enumerate(levels)}, context=values,
-        trimmed=trimmed, truncated=truncated, patch_size=P,
+        padded=padded, truncated=truncated, patch_size=P,
         probabilistic=cfg.probabilistic, notes=notes)
 
 
@@ -201,9 +173,9 @@ def holdout_forecast(model: PatchForecaster, series, k_patches: int, n_samples: 
     if not isinstance(k_patches, (int, np.integer)) or k_patches < 1:
         raise ForecastError(f"k_patches must be a positive integer, got {k_patches!r}")
     H = k_patches * P
-    if len(series) - H < 2 * P:
+    if len(series) - H < P:
         raise ForecastError(f"holding out {H} values leaves {max(len(series) - H, 0)}; "
-                            f"the context needs at least 2 patches ({2 * P} values)")
+                            f"the context needs at least one patch ({P} values)")
     history, truth = series[:-H], series[-H:]
     fc = forecast(model, history, k_patches, n_samples=n_samples, seed=seed)
     scores = score_forecast(truth, fc.samples if fc.probabilistic else fc.mean, history,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .forecast import prepare_context
-from .model import PatchForecaster
+from .model import PatchForecaster, eval_mode
 
 
 class InspectError(ValueError):
@@ -25,8 +25,8 @@ class AttentionMaps:
     weights: np.ndarray                  # (layers, heads, N, N) query x key, rows sum to 1
     patch_ranges: list[tuple[int, int]]  # patch n covers series[start:end] of the series given
     causal: bool                         # True: a patch never attends to later patches
-    context: np.ndarray                  # (N * P,) the values the model saw
-    trimmed: int                         # oldest values not used (whole patches, context length)
+    context: np.ndarray                  # (C,) the values the model saw (it pads them to N * P)
+    start: int                           # where patch 0 starts in the series given (< 0: padding)
 
     @property
     def n_layers(self) -> int:
@@ -47,28 +47,22 @@ class AttentionMaps:
 
 @torch.no_grad()
 def attention_maps(model: PatchForecaster, series) -> AttentionMaps:
-    """Run the model once on the most recent whole patches of series and keep its attention."""
+    """Run the model once on the most recent context_length values and keep its attention."""
     cfg = model.config
     if cfg.rung == "linear":
         raise InspectError("the linear rung has no attention: it maps each patch to the next "
                            "on its own; pick the attention rung or later")
     try:
-        context, trimmed, truncated = prepare_context(series, cfg.patch_size, cfg.context_length)
+        context, padded, truncated = prepare_context(series, cfg.patch_size, cfg.context_length)
     except ValueError as err:
         raise InspectError(str(err)) from None
     x = torch.as_tensor(context, dtype=torch.float32, device=next(model.parameters()).device)
-    was_training = model.training
-    if was_training:
-        model.eval()
-    try:
+    with eval_mode(model):
         pred = model(x[None], need_attention=True)
-    finally:
-        if was_training:
-            model.train()
     if not pred.attention or any(a is None for a in pred.attention):
         raise InspectError(f"the {cfg.rung} model returned no attention weights")
     weights = torch.stack([a[0] for a in pred.attention]).double().cpu().numpy()  # (Lyr, H, N, N)
-    offset = trimmed + truncated
+    offset = truncated - padded
     P = cfg.patch_size
     ranges = [(offset + n * P, offset + (n + 1) * P) for n in range(weights.shape[-1])]
     return AttentionMaps(weights, ranges, cfg.causal, context, offset)

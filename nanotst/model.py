@@ -6,7 +6,9 @@
 4. NanoTST            + a Gaussian head that predicts mu and sigma of the next patch (NLL)
 
 Every rung instance-normalizes its input (so their losses are comparable), cuts it into patches
-and predicts patch n+1 from patches 0..n. As in a GPT, the targets are the input shifted by one
+and predicts patch n+1 from patches 0..n. An input that is not a whole number of patches is
+padded at the start; a mask says which values are padding, so the normalization ignores them
+and the embedding can tell them from data (as in TimesFM). As in a GPT, the targets are the input shifted by one
 step, here one patch: `x, y = next_patch_pairs(series, P)`. The normalization statistics come
 from x only, so the prediction after the last input patch never sees its target's mean and spread
 (it is exactly what a forecast asks for). `forward` returns a Prediction and stores nothing on
@@ -15,6 +17,7 @@ the module: one model can serve many threads and browser sessions at once.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import torch
@@ -24,6 +27,7 @@ import torch.nn.functional as F
 from .config import ModelConfig
 
 NORM_EPS = 1e-5
+TARGET_CLIP = 20.0   # normalized targets beyond +-20 scales count as +-20 in the loss
 
 
 @dataclass
@@ -70,6 +74,23 @@ class Dropout(nn.Dropout):
         return dropout(x, self.p, self.training)
 
 
+def rotary_tables(n: int, head_size: int, base: float = 100.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (n, head_size / 2) of rotary position embeddings for positions 0..n-1.
+
+    Patches are few (16), so the base is small: the slowest pair still turns a fair part of a
+    circle across the context and the fastest tells neighbours apart.
+    """
+    inv_freq = base ** (-torch.arange(0, head_size, 2, dtype=torch.float32) / head_size)
+    angles = torch.arange(n, dtype=torch.float32)[:, None] * inv_freq[None, :]   # (n, hs/2)
+    return angles.cos(), angles.sin()
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x[..., :h], x[..., h:]) of x (B, H, T, hs) by the angles of positions 0..T-1."""
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
 
     def __init__(self, config: ModelConfig, n_heads: int):
@@ -83,12 +104,26 @@ class CausalSelfAttention(nn.Module):
         # True above the diagonal: the future a query may not see. A constant, not per-call state.
         n = config.n_patches
         self.register_buffer("future", torch.ones(n, n, dtype=torch.bool).triu(1), persistent=False)
+        self.rope = config.position == "rope"
+        if self.rope:
+            cos, sin = rotary_tables(n, config.d_model // n_heads)
+            self.register_buffer("cos", cos, persistent=False)
+            self.register_buffer("sin", sin, persistent=False)
 
-    def forward(self, x, need_weights: bool = False):
+    def forward(self, x, need_weights: bool = False, last_only: bool = False):
+        """x (B, T, D) -> (B, T, D), or (B, 1, D) for the last query only (a forecast reads only
+        the last position; the keys and values still come from every position)."""
         B, T, D = x.shape
         H = self.n_heads
         # one view + permute instead of split + 3 transposes: q, k, v are (B, H, T, hs) views
         q, k, v = self.qkv(x).view(B, T, 3, H, D // H).permute(2, 0, 3, 1, 4).unbind(0)
+        if self.rope:
+            cos, sin = self.cos[:T], self.sin[:T]
+            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        if last_only:
+            # the last query sees every key, causal or not: no mask needed
+            y = F.scaled_dot_product_attention(q[:, :, -1:], k, v).transpose(1, 2).reshape(B, 1, D)
+            return self.resid_dropout(self.proj(y)), None
         p = self.dropout if self.training else 0.0
         if need_weights or p > 0.0:
             # explicit path: the same computation, but we keep the softmax weights to show them,
@@ -128,41 +163,69 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.d_model)
         self.mlp = MLP(config)
 
-    def forward(self, x, need_weights: bool = False):
-        a, weights = self.attn(self.ln_1(x), need_weights)
-        x = x + a
+    def forward(self, x, need_weights: bool = False, last_only: bool = False):
+        a, weights = self.attn(self.ln_1(x), need_weights, last_only)
+        x = (x[:, -1:] if last_only else x) + a
         x = x + self.mlp(self.ln_2(x))
         return x, weights
 
 
 class PatchForecaster(nn.Module):
-    """What every rung shares: normalize, cut into patches, and the loss."""
+    """What every rung shares: pad, normalize, cut into patches, and the loss."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
 
-    def patchify(self, x: torch.Tensor):
-        """(B, L) raw series -> normalized patches (B, N, P), loc (B, 1), scale (B, 1)."""
+    def patchify(self, x: torch.Tensor, observed: torch.Tensor | None = None):
+        """(B, L) raw series -> normalized patches (B, N, P), mask (B, N, P), loc (B, 1), scale (B, 1).
+
+        Any L up to the context length: the start is padded to whole patches. observed (B, L),
+        1 for data and 0 for padding, marks padding the caller added itself. Padded values are 0
+        after normalization (the mean) and never count in loc and scale.
+        """
         P = self.config.patch_size
         if x.dim() != 2:
             raise ValueError(f"expected a (batch, length) tensor, got shape {tuple(x.shape)}")
         L = x.size(1)
-        if L % P or L < P or L > self.config.context_length:
-            raise ValueError(f"series length {L} must be a multiple of the patch size {P} "
-                             f"and at most the context length {self.config.context_length}")
-        loc = x.mean(dim=1, keepdim=True)
-        scale = x.std(dim=1, keepdim=True, unbiased=False) + NORM_EPS
-        patches = ((x - loc) / scale).view(x.size(0), L // P, P)
-        return patches, loc, scale
+        if L < 1 or L > self.config.context_length:
+            raise ValueError(f"series length {L} must be between 1 and the context length "
+                             f"{self.config.context_length}")
+        observed = torch.ones_like(x) if observed is None else observed.to(x.dtype)
+        pad = -L % P
+        if pad:
+            x, observed = F.pad(x, (pad, 0)), F.pad(observed, (pad, 0))
+        count = observed.sum(dim=1, keepdim=True).clamp_min(1.0)
+        loc = (x * observed).sum(dim=1, keepdim=True) / count
+        var = (((x - loc) * observed) ** 2).sum(dim=1, keepdim=True) / count
+        scale = var.sqrt() + NORM_EPS
+        B, N = x.size(0), x.size(1) // P
+        patches = ((x - loc) / scale * observed).view(B, N, P)
+        return patches, observed.view(B, N, P), loc, scale
 
-    def forward(self, x: torch.Tensor, need_attention: bool = False) -> Prediction:
-        patches, loc, scale = self.patchify(x)
-        mu, sigma, attention = self.predict(patches, need_attention)
+    def forward(self, x: torch.Tensor, need_attention: bool = False,
+                observed: torch.Tensor | None = None) -> Prediction:
+        patches, mask, loc, scale = self.patchify(x, observed)
+        mu, sigma, attention = self.predict(patches, mask, need_attention)
         return Prediction(mu, sigma, loc, scale, attention if need_attention else None)
 
-    def predict(self, patches, need_attention):
+    def predict(self, patches, mask, need_attention):
         raise NotImplementedError
+
+    def predict_next(self, x: torch.Tensor):
+        """The prediction of the patch after x (B, L): mu, sigma (or None) (B, P), loc, scale (B, 1).
+        What a forecast step needs; the transformers compute only the last position's output."""
+        pred = self(x)
+        sigma = None if pred.sigma is None else pred.sigma[:, -1]
+        return pred.mu[:, -1], sigma, pred.loc, pred.scale
+
+    def embed_input(self, patches, mask):
+        """The embedding's input: the patch, and with config.input_mask its padding mask too."""
+        return torch.cat([patches, mask], dim=-1) if self.config.input_mask else patches
+
+    @property
+    def embed_width(self) -> int:
+        return self.config.patch_size * (2 if self.config.input_mask else 1)
 
     def loss(self, pred: Prediction, y: torch.Tensor) -> torch.Tensor:
         """Next-patch loss in normalized space: MSE, or Gaussian NLL where there is a sigma.
@@ -170,6 +233,9 @@ class PatchForecaster(nn.Module):
         y (B, L) is the input shifted one patch ahead: its patch n is the target of position n.
         """
         target = ((y - pred.loc) / pred.scale).view_as(pred.mu)
+        # a near-constant input (a short flat stretch) has a tiny scale, and a jump after it
+        # would be 1e5 scales away: no model can predict it, and its loss would swamp the batch
+        target = target.clamp(-TARGET_CLIP, TARGET_CLIP)
         if pred.sigma is None:
             return F.mse_loss(pred.mu, target)
         return gaussian_nll(pred.mu, pred.sigma, target).mean()
@@ -193,6 +259,20 @@ def positions(pos: nn.Embedding, n: int) -> torch.Tensor:
     return pos.weight[pos.num_embeddings - n:]
 
 
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Run a block in eval mode and put the model back as it was (a shared eval-mode model is
+    never touched)."""
+    was_training = model.training
+    if was_training:
+        model.eval()
+    try:
+        yield model
+    finally:
+        if was_training:
+            model.train()
+
+
 def next_patch_pairs(series: torch.Tensor, patch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, L + P) series -> inputs x = the first L values, targets y = the last L values."""
     return series[:, :-patch_size], series[:, patch_size:]
@@ -214,7 +294,7 @@ class LinearBaseline(PatchForecaster):
             self.linear.weight.copy_(torch.eye(config.patch_size))
             self.linear.bias.zero_()
 
-    def predict(self, patches, need_attention):
+    def predict(self, patches, mask, need_attention):
         return self.linear(patches), None, []
 
 
@@ -223,24 +303,25 @@ class SingleHeadAttention(PatchForecaster):
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
-        self.embed = nn.Linear(config.patch_size, config.d_model)
+        self.embed = nn.Linear(self.embed_width, config.d_model)
         self.attn = CausalSelfAttention(config, n_heads=1)
         self.head = nn.Linear(config.d_model, config.patch_size)
         self.apply(self._init_weights)
 
-    def predict(self, patches, need_attention):
-        x = self.embed(patches)                        # (B, N, D)
+    def predict(self, patches, mask, need_attention):
+        x = self.embed(self.embed_input(patches, mask))   # (B, N, D)
         x, weights = self.attn(x, need_attention)
         return self.head(x), None, [weights]
 
 
 class Transformer(PatchForecaster):
-    """Rung 3: learned positions + pre-norm blocks (multi-head attention, GELU FFN, residuals)."""
+    """Rung 3: positions + pre-norm blocks (multi-head attention, GELU FFN, residuals)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
-        self.embed = nn.Linear(config.patch_size, config.d_model)
-        self.pos = nn.Embedding(config.n_patches, config.d_model)
+        self.embed = nn.Linear(self.embed_width, config.d_model)
+        # learned positions are added to the embedding; rotary ones live in the attention
+        self.pos = nn.Embedding(config.n_patches, config.d_model) if config.position == "learned" else None
         self.drop = Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(config.d_model)
@@ -254,17 +335,37 @@ class Transformer(PatchForecaster):
     def make_head(self) -> nn.Module:
         return nn.Linear(self.config.d_model, self.config.patch_size)
 
-    def encode(self, patches, need_attention):
-        x = self.drop(self.embed(patches) + positions(self.pos, patches.size(1)))  # (B, N, D)
+    def embed_patches(self, patches, mask):
+        """(B, N, P) patches and mask -> (B, N, D) token embeddings, positions included."""
+        h = self.embed(self.embed_input(patches, mask))
+        if self.pos is not None:
+            h = h + positions(self.pos, patches.size(1))
+        return self.drop(h)
+
+    def encode(self, patches, mask, need_attention, last_only: bool = False):
+        x = self.embed_patches(patches, mask)                                # (B, N, D)
         attention = []
-        for block in self.blocks:
-            x, weights = block(x, need_attention)
+        for i, block in enumerate(self.blocks):
+            x, weights = block(x, need_attention, last_only and i == len(self.blocks) - 1)
             attention.append(weights)
         return self.ln_f(x), attention
 
-    def predict(self, patches, need_attention):
-        x, attention = self.encode(patches, need_attention)
-        return self.head(x), None, attention
+    def read_out(self, h):
+        """Final-norm states (B, T, D) -> mu (B, T, P) and sigma (or None)."""
+        return self.head(h), None
+
+    def predict(self, patches, mask, need_attention):
+        x, attention = self.encode(patches, mask, need_attention)
+        mu, sigma = self.read_out(x)
+        return mu, sigma, attention
+
+    def predict_next(self, x: torch.Tensor):
+        """As PatchForecaster.predict_next, about a quarter cheaper: the last block runs its
+        attention output, FFN and head for the last position only (tests check the numbers)."""
+        patches, mask, loc, scale = self.patchify(x)
+        h, _ = self.encode(patches, mask, False, last_only=True)              # (B, 1, D)
+        mu, sigma = self.read_out(h)
+        return mu[:, 0], None if sigma is None else sigma[:, 0], loc, scale
 
 
 class NanoTST(Transformer):
@@ -273,11 +374,9 @@ class NanoTST(Transformer):
     def make_head(self) -> nn.Module:
         return nn.Linear(self.config.d_model, 2 * self.config.patch_size)
 
-    def predict(self, patches, need_attention):
-        x, attention = self.encode(patches, need_attention)
-        mu, raw_sigma = self.head(x).chunk(2, dim=-1)           # (B, N, P) each
-        sigma = F.softplus(raw_sigma) + self.config.min_sigma
-        return mu, sigma, attention
+    def read_out(self, h):
+        mu, raw_sigma = self.head(h).chunk(2, dim=-1)           # (B, T, P) each
+        return mu, F.softplus(raw_sigma) + self.config.min_sigma
 
 
 LADDER = {

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import GRAMMAR_NOISE_STD, grammar_cases, make_dataset, resolve_mix
@@ -26,9 +27,23 @@ from .model import NORM_EPS, PatchForecaster, build_model, next_patch_pairs
 VAL_SEED_OFFSET = 1_000_003   # the validation set is drawn from a different seed than the training set
 EVAL_BATCH = 256
 # Forecasts of short series read the model after fewer than the full number of patches. Half the
-# training batches are cut to a random shorter input (2 patches or more, the newest values), so
-# that case is trained too; positions count back from the newest patch (model.positions).
+# training batches are cut to a random shorter input (one patch or more, the newest values,
+# padded at the start to whole patches), so that case is trained too; learned positions count
+# back from the newest patch (model.positions).
 SHORT_INPUT_FRACTION = 0.5
+
+
+def padded_pairs(series: torch.Tensor, length: int, patch_size: int):
+    """Inputs, targets and the inputs' observed mask for a `length`-value input from the newest
+    values of series (B, >= length + P). The series is padded at the start to whole patches
+    before it is split, so every target is data: the padding sits in the first input patch only."""
+    window = series[:, -(length + patch_size):]
+    pad = -length % patch_size
+    observed = torch.ones_like(window)
+    if pad:
+        window, observed = F.pad(window, (pad, 0)), F.pad(observed, (pad, 0))
+    x, y = next_patch_pairs(window, patch_size)
+    return x, y, observed[:, :-patch_size]
 
 
 def default_device() -> torch.device:
@@ -224,12 +239,13 @@ class Trainer:
             self._perm = torch.randperm(len(self._train_x), generator=self._order_gen).to(self.device)
         return self._train_x[self._perm[i * bs:(i + 1) * bs]]
 
-    def _input_patches(self) -> int:
-        """How many input patches this step trains on: all of them, or a random shorter input."""
-        N = self.model_config.n_patches
-        if N <= 2 or torch.rand((), generator=self._order_gen) >= SHORT_INPUT_FRACTION:
-            return N
-        return int(torch.randint(2, N, (), generator=self._order_gen))
+    def _input_length(self) -> int:
+        """How many input values this step trains on: the whole context, or a random shorter
+        input of one patch or more (mostly not whole patches, so the padding is trained too)."""
+        P, L = self.model_config.patch_size, self.model_config.context_length
+        if L <= P or torch.rand((), generator=self._order_gen) >= SHORT_INPUT_FRACTION:
+            return L
+        return int(torch.randint(P, L, (), generator=self._order_gen))
 
     def lr_at(self, step: int) -> float:
         tc = self.train_config
@@ -242,9 +258,8 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr_at(self.step)
         P = self.model_config.patch_size
-        n = self._input_patches()
-        x, y = next_patch_pairs(self._batch()[:, -(n + 1) * P:], P)
-        loss = self.model.loss(self.model(x), y)
+        x, y, observed = padded_pairs(self._batch(), self._input_length(), P)
+        loss = self.model.loss(self.model(x, observed=observed), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_config.grad_clip)

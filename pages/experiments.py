@@ -25,6 +25,13 @@ EXPLAIN = {
     "causal": "With causal=False every patch can attend to the future, including the patch it is "
               "asked to predict. The loss falls much lower, but the model is cheating: it cannot "
               "work when the future is not there.",
+    "position": "Rotary positions rotate each head's queries and keys by the patch index, so "
+                "attention sees only how far apart two patches are (\"one period back\" is the same "
+                "offset everywhere); learned positions give each of the 16 slots its own vector. "
+                "The shipped model uses rotary positions (measured in checkpoints/README.md).",
+    "padding": "A series that is not a whole number of patches is padded at the start. With the "
+               "mask, the patch embedding reads which values are padding; without it, padding "
+               "looks like values at the series' mean.",
 }
 
 st.title("Experiments")

@@ -38,7 +38,7 @@ def test_forecast_writes_one_row_per_future_step(seasonal_csv, tmp_path, capsys)
     q = fc[QUANTILE_COLUMNS].to_numpy()
     assert (np.diff(q, axis=1) >= -1e-9).all()              # quantiles in order at every step
     assert 5 < fc["mean"].mean() < 40                         # original scale, not normalized
-    assert "trimmed 8 values at the start" in err            # 200 is not a multiple of 32
+    assert "padded 24 values at the start" in err            # 200 is not a multiple of 32
     assert not list(tmp_path.glob("*.tmp"))
 
 

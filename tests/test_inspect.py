@@ -44,10 +44,12 @@ def test_attention_rung_and_linear_rung():
 
 def test_patch_ranges_refer_to_the_series_given():
     maps = attention_maps(tiny(), series(75))  # 64 used, the 11 oldest not
-    assert maps.trimmed == 11 and maps.patch_ranges[0] == (11, 19) and maps.patch_ranges[-1] == (67, 75)
+    assert maps.start == 11 and maps.patch_ranges[0] == (11, 19) and maps.patch_ranges[-1] == (67, 75)
     np.testing.assert_allclose(maps.context, series(75)[11:])
-    with pytest.raises(InspectError, match="at least 2 patches"):
-        attention_maps(tiny(), series(10))
+    maps = attention_maps(tiny(), series(21))  # padded: patch 0 starts 3 values before the series
+    assert maps.start == -3 and maps.patch_ranges[0] == (-3, 5) and maps.patch_ranges[-1] == (13, 21)
+    with pytest.raises(InspectError, match="at least one patch"):
+        attention_maps(tiny(), series(5))
 
 
 def test_rollout_rows_sum_to_one_and_stay_causal():

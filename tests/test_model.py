@@ -102,21 +102,66 @@ def test_any_whole_number_of_patches_up_to_the_context_works(tiny_config, length
 def test_positions_count_back_from_the_newest_patch(tiny_config, rung):
     # a 2-patch input sits at the last two positions: the oldest position is unused, the last is
     # the one every forecast reads, whatever the input length
-    model = make(tiny_config, rung)
+    model = make(tiny_config, rung, position="learned")
     x = torch.randn(1, 16)
     before = model(x).mu
     with torch.no_grad():
         model.pos.weight[0] += 1.0
     torch.testing.assert_close(model(x).mu, before)
-    with torch.no_grad():
-        model.pos.weight[-1] += 1.0
+    with torch.no_grad():   # a constant shift would vanish in the layer norms: a random one
+        model.pos.weight[-1] += torch.randn(model.pos.weight.shape[1])
     assert not torch.allclose(model(x).mu[:, -1], before[:, -1])
 
 
-@pytest.mark.parametrize("length", [12, 72])
-def test_bad_lengths_are_refused_with_a_clear_message(tiny_config, length):
-    with pytest.raises(ValueError, match="multiple of the patch size"):
-        make(tiny_config)(torch.randn(1, length))
+def test_too_long_inputs_are_refused_with_a_clear_message(tiny_config):
+    with pytest.raises(ValueError, match="context length"):
+        make(tiny_config)(torch.randn(1, 72))
+
+
+@pytest.mark.parametrize("rung", RUNGS)
+@pytest.mark.parametrize("position", ["rope", "learned"])
+def test_a_partial_patch_is_padded_at_the_start_and_masked(tiny_config, rung, position):
+    model = make(tiny_config, rung, position=position)
+    x = torch.randn(2, 21)                            # 2 whole patches of 8 and 5 values
+    pred = model(x)
+    assert pred.mu.shape == (2, 3, 8)
+    # the same as padding by hand with a mask, whatever the padded values are
+    observed = torch.cat([torch.zeros(2, 3), torch.ones(2, 21)], dim=1)
+    for fill in (0.0, 1e6):
+        padded = torch.cat([torch.full((2, 3), fill), x], dim=1)
+        again = model(padded, observed=observed)
+        torch.testing.assert_close(again.mu, pred.mu)
+        torch.testing.assert_close(again.loc, pred.loc)
+    # padding never counts in the normalization
+    torch.testing.assert_close(pred.loc[:, 0], x.mean(dim=1))
+    torch.testing.assert_close(pred.scale[:, 0], x.std(dim=1, unbiased=False) + 1e-5)
+
+
+def test_the_mask_tells_padding_from_a_zero_value(tiny_config):
+    # with input_mask, a padded value and a real 0 (the mean) embed differently
+    model = make(tiny_config, "nanotst")
+    x = torch.randn(1, 21)
+    x = x - x.mean()
+    observed = torch.ones(1, 24)
+    padded = torch.cat([torch.zeros(1, 3), x], dim=1)
+    as_data = model(padded, observed=observed).mu
+    as_padding = model(padded, observed=torch.cat([torch.zeros(1, 3), torch.ones(1, 21)], dim=1)).mu
+    assert not torch.allclose(as_data, as_padding)
+
+
+def test_rope_attention_sees_only_distances(tiny_config):
+    # with rotary positions the first block's attention scores depend on patch offsets, not on
+    # where the input starts: two inputs that share their last patches give the last query the
+    # same scores for those patches (before normalization, so compare the raw attention layer)
+    model = make(tiny_config, "nanotst", position="rope")
+    attn = model.blocks[0].attn
+    h = torch.randn(1, 6, tiny_config.d_model)
+    long_q = attn.qkv(h).view(1, 6, 3, attn.n_heads, -1).permute(2, 0, 3, 1, 4)
+    from nanotst.model import rotate
+    q, k = (rotate(t, attn.cos[:6], attn.sin[:6]) for t in long_q[:2])
+    q2, k2 = (rotate(t[:, :, 2:], attn.cos[:4], attn.sin[:4]) for t in long_q[:2])
+    torch.testing.assert_close(q[:, :, -1:] @ k[:, :, 2:].transpose(-2, -1),
+                               q2[:, :, -1:] @ k2.transpose(-2, -1), atol=1e-5, rtol=1e-5)
 
 
 def test_constant_series_normalizes_to_zeros(tiny_config):
