@@ -16,6 +16,7 @@ import io
 import os
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,12 +25,13 @@ import numpy as np
 import torch
 
 from .config import ConfigError, ModelConfig, TrainConfig
-from .files import atomic_write
+from .files import atomic_write, remove_stale_temps
 from .model import PatchForecaster, build_model
 
 FORMAT = "nanotst-checkpoint"
 VERSION = 1
 MAX_BYTES = 200 * 1024 * 1024
+MAX_INFLATED_BYTES = 300 * 1024 * 1024   # what the file's zip entries may inflate to
 REQUIRED_KEYS = ("format", "version", "model_config", "state_dict")
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "default.pt"
@@ -38,6 +40,10 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be saved or loaded; the one-line message says why."""
+
+
+class CheckpointExists(CheckpointError):
+    """A save without overwrite found a file of that name already there."""
 
 
 @dataclass
@@ -96,8 +102,9 @@ def _one_line(err: BaseException, limit: int = 160) -> str:
 def save_checkpoint(path, model: PatchForecaster, train_config: TrainConfig | None = None,
                     history: list | None = None, snapshots: list | None = None,
                     data_spec: dict | None = None, metrics: dict | None = None,
-                    name: str | None = None) -> Path:
-    """Write a checkpoint atomically: a temp file in the same folder, then os.replace()."""
+                    name: str | None = None, overwrite: bool = True) -> Path:
+    """Write a checkpoint atomically: a temp file in the same folder, then os.replace().
+    overwrite=False refuses (CheckpointExists) when the file is there, atomically."""
     path = Path(path)
     if metrics is None:
         from .evaluate import grammar_eval
@@ -115,7 +122,9 @@ def save_checkpoint(path, model: PatchForecaster, train_config: TrainConfig | No
         "name": name if name is not None else path.stem,
     }
     try:
-        atomic_write(path, lambda f: torch.save(payload, f))
+        atomic_write(path, lambda f: torch.save(payload, f), exclusive=not overwrite)
+    except FileExistsError:
+        raise CheckpointExists(f"{path.name} already exists; overwrite it or choose another name") from None
     except Exception as err:  # noqa: BLE001 - any failure to write is one message, nothing is left behind
         raise CheckpointError(f"could not save checkpoint {path}: {_one_line(err)}") from None
     return path
@@ -143,6 +152,64 @@ def _read_bytes(source, label: str, max_bytes: int) -> bytes:
     return data
 
 
+def _check_inflated_size(data: bytes, label: str) -> None:
+    """torch.save writes a zip; its entries may be compressed, so the file size alone does not
+    bound what loading it allocates. Sum the sizes the entries declare before anything inflates."""
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        return                            # the legacy format stores tensors uncompressed
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(f"{label}: not a readable NanoTST checkpoint ({_one_line(err, 100)})") from None
+    if inflated > MAX_INFLATED_BYTES:
+        raise CheckpointError(f"{label}: its contents inflate to {inflated / 2**20:.0f} MB, over the "
+                              f"{MAX_INFLATED_BYTES / 2**20:.0f} MB limit")
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _check_metadata(ckpt: dict, label: str) -> None:
+    """history, snapshots, metrics and data_spec as the app and the CLI read them."""
+    def bad(field: str, why: str):
+        raise CheckpointError(f"{label}: {field} {why}")
+    history = ckpt.get("history")
+    if history is not None:
+        if not isinstance(history, list):
+            bad("history", "is not a list of records")
+        for h in history:
+            if not isinstance(h, dict) or not isinstance(h.get("step"), int):
+                bad("history", "has a record that is not a dict with an integer step")
+            for key in ("train_loss", "val_loss", "elapsed", "epoch"):
+                if h.get(key) is not None and not _is_number(h[key]):
+                    bad("history", f"has a {key} that is not a number")
+            if h.get("grammar") is not None and not _grammar_ok(h["grammar"]):
+                bad("history", "has grammar results that are not {case: {mse, sigma}}")
+    snapshots = ckpt.get("snapshots")
+    if snapshots is not None:
+        if not isinstance(snapshots, list) or not all(
+                isinstance(s, dict) and isinstance(s.get("step"), int) and isinstance(s.get("grammar"), dict)
+                and all(isinstance(c, dict) for c in s["grammar"].values()) for s in snapshots):
+            bad("snapshots", "are not a list of {step, grammar} records")
+    for field in ("metrics", "data_spec"):
+        if ckpt.get(field) is not None and not isinstance(ckpt[field], dict):
+            bad(field, "is not a dict")
+    grammar = (ckpt.get("metrics") or {}).get("grammar")
+    if grammar is not None and not _grammar_ok(grammar):
+        bad("metrics", "has grammar results that are not {case: {mse, sigma}}")
+    for field in ("name", "created"):
+        if ckpt.get(field) is not None and not isinstance(ckpt[field], str):
+            bad(field, "is not text")
+
+
+def _grammar_ok(grammar) -> bool:
+    return isinstance(grammar, dict) and all(
+        isinstance(r, dict) and _is_number(r.get("mse")) and (r.get("sigma") is None or _is_number(r["sigma"]))
+        for r in grammar.values())
+
+
 def _load_reason(err: Exception) -> str:
     """torch's weights_only errors are long; keep the line that says what was refused."""
     text = str(err)
@@ -157,7 +224,13 @@ def _load_reason(err: Exception) -> str:
     return f"{type(err).__name__}: {_one_line(err, 100)}"
 
 
-def _check_weights(model: PatchForecaster, state: dict, label: str) -> None:
+def _check_weights_finite(state: dict, label: str) -> None:
+    for k, v in state.items():
+        if not v.is_floating_point() or not torch.isfinite(v).all():
+            raise CheckpointError(f"{label}: weight {k} is not finite floating point")
+
+
+def _check_weights(model: PatchForecaster, state: dict, label: str, values: bool = True) -> None:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{label}: state_dict is not a dict of tensors")
     expected = model.state_dict()
@@ -171,8 +244,8 @@ def _check_weights(model: PatchForecaster, state: dict, label: str) -> None:
         if tuple(state[k].shape) != tuple(v.shape):
             raise CheckpointError(f"{label}: weights do not fit the config: {k} has shape "
                                   f"{tuple(state[k].shape)}, expected {tuple(v.shape)}")
-        if not state[k].is_floating_point() or not torch.isfinite(state[k]).all():
-            raise CheckpointError(f"{label}: weight {k} is not finite floating point")
+    if values:
+        _check_weights_finite(state, label)
 
 
 def load_checkpoint(source, max_bytes: int = MAX_BYTES) -> LoadedCheckpoint:
@@ -180,6 +253,7 @@ def load_checkpoint(source, max_bytes: int = MAX_BYTES) -> LoadedCheckpoint:
     is_path = isinstance(source, (str, os.PathLike))
     label = str(source) if is_path else str(getattr(source, "name", "uploaded checkpoint"))
     data = _read_bytes(source, label, max_bytes)
+    _check_inflated_size(data, label)
     try:
         with warnings.catch_warnings():   # odd pickles warn before they are refused; the error says enough
             warnings.simplefilter("ignore")
@@ -193,14 +267,22 @@ def load_checkpoint(source, max_bytes: int = MAX_BYTES) -> LoadedCheckpoint:
         raise CheckpointError(f"{label}: checkpoint is missing {', '.join(missing)}")
     if ckpt["version"] != VERSION:
         raise CheckpointError(f"{label}: checkpoint version {ckpt['version']!r} is not supported (expected {VERSION})")
+    _check_metadata(ckpt, label)
+    config_dict = ckpt["model_config"]
+    if isinstance(config_dict, dict):
+        # written before these switches existed: learned positions, the patch values only
+        config_dict = {"position": "learned", "input_mask": False, **config_dict}
     try:
-        model_config = ModelConfig.from_dict(ckpt["model_config"])
+        model_config = ModelConfig.from_dict(config_dict)
         tc = ckpt.get("train_config")
         train_config = None if tc is None else TrainConfig.from_dict(tc)
     except (ConfigError, TypeError) as err:
         raise CheckpointError(f"{label}: invalid config: {_one_line(err)}") from None
+    # compare the weights with the config on the meta device (no memory) before building it
+    with torch.device("meta"):
+        _check_weights(build_model(model_config), ckpt["state_dict"], label, values=False)
+    _check_weights_finite(ckpt["state_dict"], label)
     model = build_model(model_config)
-    _check_weights(model, ckpt["state_dict"], label)
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     return LoadedCheckpoint(model=model, model_config=model_config, train_config=train_config,
@@ -215,6 +297,7 @@ def list_checkpoints(folder=CHECKPOINT_DIR) -> list[CheckpointInfo]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
+    remove_stale_temps(folder)
     infos = []
     for p in sorted(folder.glob("*.pt")):
         info = CheckpointInfo(name=p.stem, path=str(p), size=p.stat().st_size)

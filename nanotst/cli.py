@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .checkpoints import CHECKPOINT_DIR, CheckpointError, load_checkpoint, save_checkpoint
-from .config import ConfigError, ModelConfig, TrainConfig
+from .config import POSITIONS, ConfigError, ModelConfig, TrainConfig
 from .data import MIXES, SignalError
 from .files import atomic_write
 from .forecast import ForecastError
@@ -72,6 +72,10 @@ def add_train(sub) -> None:
                    help=f"default {m.dropout}; with --init the checkpoint's, unless given")
     g.add_argument("--min-sigma", type=float, default=m.min_sigma)
     g.add_argument("--no-causal", action="store_true", help="let patches see the future (the cheating experiment)")
+    g.add_argument("--position", default=m.position, choices=POSITIONS,
+                   help="learned: a vector per position; rope: rotary, attention sees only distances")
+    g.add_argument("--no-input-mask", dest="input_mask", action="store_false",
+                   help="embed the patch values only, not the padding mask")
     g.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
                    help="start from this checkpoint's weights and model config (then leave out the model "
                         "flags; only --dropout, a training setting, may change)")
@@ -349,14 +353,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_common(args) -> None:
+    """Bounds on the flags every command shares, before any work starts."""
+    threads = getattr(args, "threads", None)
+    if threads is not None and not 1 <= threads <= (os.cpu_count() or 1):
+        raise CLIError(f"--threads must be from 1 to {os.cpu_count() or 1} (this machine's CPUs), got {threads}")
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed < 2**31:
+        raise CLIError(f"--seed must be from 0 to 2^31 - 1, got {seed}")
+    samples = getattr(args, "samples", None)
+    if samples is not None and samples < 1:
+        raise CLIError(f"--samples must be positive, got {samples}")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_common(args)
         return args.func(args)
     except (CLIError, *EXPECTED_ERRORS) as err:
-        message = str(err).strip().splitlines()
-        print(f"error: {message[0] if message else type(err).__name__}", file=sys.stderr)
+        print(f"error: {_first_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: out of memory; try a smaller model, horizon or number of samples", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - never a traceback in the user's face
+        if os.environ.get("NANOTST_DEBUG"):
+            raise
+        print(f"error: unexpected {type(err).__name__}: {_first_line(err)} "
+              f"(set NANOTST_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 2
+
+
+def _first_line(err: BaseException, limit: int = 200) -> str:
+    lines = str(err).strip().splitlines()
+    line = lines[0] if lines else type(err).__name__
+    return line if len(line) <= limit else line[:limit - 1] + "…"

@@ -11,6 +11,23 @@ RUNGS = ("linear", "attention", "transformer", "nanotst")
 """The build ladder, in the order a learner meets it (see model.py)."""
 
 LR_SCHEDULES = ("constant", "cosine")
+POSITIONS = ("learned", "rope")
+"""How a patch's place is encoded: a learned vector per position (counted back from the newest
+patch), or rotary embeddings of q and k (attention sees only how far apart two patches are)."""
+
+
+# Upper bounds: every documented recipe fits far inside them, and a config from a file (a
+# checkpoint, a CLI flag) can never ask for a model or a dataset that fills memory or hangs.
+MAX_CONTEXT = 8192
+MAX_PATCH = 1024
+MAX_D_MODEL = 1024
+MAX_HEADS = 64
+MAX_LAYERS = 32
+MAX_FFN_MULT = 16
+MAX_PARAMS = 60_000_000          # about 240 MB of float32 weights
+MAX_DATASET_VALUES = 100_000_000  # n_series x series length: 400 MB of float32
+MAX_EPOCHS = 100_000
+MAX_BATCH = 4096
 
 
 class ConfigError(ValueError):
@@ -27,6 +44,12 @@ def _positive_int(obj, *names: str) -> None:
         value = getattr(obj, name)
         _require(isinstance(value, int) and not isinstance(value, bool) and value > 0,
                  name, f"must be a positive integer, got {value!r}")
+
+
+def _at_most(obj, limits: dict) -> None:
+    for name, limit in limits.items():
+        value = getattr(obj, name)
+        _require(value <= limit, name, f"must be at most {limit:,}, got {value:,}")
 
 
 def _from_dict(cls, data: dict):
@@ -51,10 +74,14 @@ class ModelConfig:
     dropout: float = 0.1
     causal: bool = True          # False lets every patch see the future (the "cheating" experiment)
     min_sigma: float = 1e-3      # floor on the predicted standard deviation
+    position: str = "rope"       # see POSITIONS
+    input_mask: bool = True      # the patch embedding also reads which values are padding
 
     def __post_init__(self):
         _require(self.rung in RUNGS, "rung", f"must be one of {', '.join(RUNGS)}, got {self.rung!r}")
         _positive_int(self, "context_length", "patch_size", "d_model", "n_heads", "n_layers", "ffn_mult")
+        _at_most(self, {"context_length": MAX_CONTEXT, "patch_size": MAX_PATCH, "d_model": MAX_D_MODEL,
+                        "n_heads": MAX_HEADS, "n_layers": MAX_LAYERS, "ffn_mult": MAX_FFN_MULT})
         _require(self.context_length % self.patch_size == 0, "patch_size",
                  f"{self.patch_size} does not divide context_length {self.context_length}")
         _require(self.context_length // self.patch_size >= 2, "patch_size",
@@ -64,8 +91,21 @@ class ModelConfig:
         _require(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0,
                  "dropout", f"must be in [0, 1), got {self.dropout!r}")
         _require(isinstance(self.causal, bool), "causal", f"must be true or false, got {self.causal!r}")
-        _require(isinstance(self.min_sigma, (int, float)) and self.min_sigma > 0,
+        _require(self.position in POSITIONS, "position",
+                 f"must be one of {', '.join(POSITIONS)}, got {self.position!r}")
+        _require(isinstance(self.input_mask, bool), "input_mask",
+                 f"must be true or false, got {self.input_mask!r}")
+        _require(isinstance(self.min_sigma, (int, float)) and 0 < self.min_sigma < 1e6,
                  "min_sigma", f"must be positive, got {self.min_sigma!r}")
+        _require(self.approx_params <= MAX_PARAMS, "d_model",
+                 f"this config has about {self.approx_params:,} parameters; the limit is {MAX_PARAMS:,}")
+
+    @property
+    def approx_params(self) -> int:
+        """Parameters of the blocks and embeddings (the bulk of any rung), without building it."""
+        D, P = self.d_model, self.patch_size
+        block = 4 * D * D + 2 * self.ffn_mult * D * D
+        return self.n_layers * block + 2 * P * D + self.n_patches * D + 2 * P * D
 
     @property
     def n_patches(self) -> int:
@@ -99,6 +139,10 @@ class TrainConfig:
 
     def __post_init__(self):
         _positive_int(self, "n_series", "epochs", "batch_size")
+        _at_most(self, {"epochs": MAX_EPOCHS, "batch_size": MAX_BATCH})
+        # (context + patch) is not known here; 8192 + 1024 values a series bounds it
+        _require(self.n_series * (1 + self.val_fraction) <= MAX_DATASET_VALUES // 544, "n_series",
+                 f"must be at most {MAX_DATASET_VALUES // 544:,} (memory), got {self.n_series:,}")
         _require(isinstance(self.lr, (int, float)) and self.lr > 0, "lr", f"must be positive, got {self.lr!r}")
         _require(isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0,
                  "weight_decay", f"must be >= 0, got {self.weight_decay!r}")
@@ -106,8 +150,9 @@ class TrainConfig:
                  "grad_clip", f"must be positive, got {self.grad_clip!r}")
         _require(isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction <= 1,
                  "val_fraction", f"must be in [0, 1], got {self.val_fraction!r}")
-        _require(isinstance(self.seed, int) and not isinstance(self.seed, bool), "seed",
-                 f"must be an integer, got {self.seed!r}")
+        _require(isinstance(self.seed, int) and not isinstance(self.seed, bool)
+                 and 0 <= self.seed < 2**31, "seed",
+                 f"must be an integer from 0 to 2^31 - 1, got {self.seed!r}")
         _require(self.lr_schedule in LR_SCHEDULES, "lr_schedule",
                  f"must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         from .data import SignalError, resolve_mix

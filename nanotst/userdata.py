@@ -21,6 +21,7 @@ from .forecast import forecast
 from .model import PatchForecaster
 
 FILLS = (None, "interpolate")
+MAX_LINE_CHARS = 100_000     # the csv module refuses fields over 131,072 characters
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$", re.I)
 _COMMA_DECIMAL = re.compile(r"^[+-]?\d+,\d+$")
 
@@ -49,6 +50,11 @@ def _read_text(source, max_bytes: int) -> str:
     """Read a path or a file-like object (bytes or text), refusing more than max_bytes."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
+        if os.path.isdir(path):
+            raise DataError(f"{path} is a folder, not a CSV file")
+        if os.path.exists(path) and not os.path.isfile(path):
+            # a FIFO or a device: reading it could block forever or never end
+            raise DataError(f"{path} is not a regular file (a pipe or a device); save the data to a file")
         if not os.path.isfile(path):
             raise DataError(f"file not found: {path}")
         size = os.path.getsize(path)
@@ -62,13 +68,28 @@ def _read_text(source, max_bytes: int) -> str:
         if len(raw) > max_bytes:
             raise DataError(f"the file is over the {max_bytes / 1e6:.1f} MB limit")
     if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raw = raw.decode("latin-1")
+        raw = _decode(raw)
     if not raw.strip():
         raise DataError("the file is empty")
     return raw
+
+
+def _decode(raw: bytes) -> str:
+    """UTF-8 (with or without a BOM), UTF-16 or UTF-32 with a BOM, else Latin-1."""
+    for bom, encoding in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if raw.startswith(bom):
+            try:
+                return raw.decode(encoding)
+            except UnicodeDecodeError:
+                raise DataError(f"the file starts like {encoding.upper()} text but is not valid "
+                                f"{encoding.upper()}; save it as UTF-8") from None
+    if raw[:200].count(b"\x00") > 10:   # UTF-16 without a BOM: every other byte is 0
+        raise DataError("the file looks like UTF-16 text without a byte-order mark; save it as UTF-8")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -89,6 +110,10 @@ def _parse_table(text: str, notes: list[str]) -> pd.DataFrame:
         notes.append(f"read the file as {'tab' if sep == chr(9) else repr(sep)}-separated")
     lines = [line for line in text.splitlines() if line.strip()]
     first = lines[0]
+    longest = max(len(line) for line in lines)
+    if longest > MAX_LINE_CHARS:
+        raise DataError(f"a line of the file is {longest:,} characters long (at most {MAX_LINE_CHARS:,}): "
+                        f"is this a CSV with one value per row?")
     _check_one_delimiter(lines[:50], sep)
     header = not all(_is_number(tok) for tok in first.split(sep) if tok.strip())
     try:

@@ -136,6 +136,21 @@ def _tamper(path, tmp_path, edit):
     (lambda c: c["state_dict"].pop("head.weight"), "missing"),
     (lambda c: c["state_dict"].update(extra=torch.zeros(2)), "unexpected"),
     (lambda c: c["state_dict"]["head.weight"].fill_(float("nan")), "not finite"),
+    # sizes are bounded before anything is built: these used to hang or fill memory
+    (lambda c: c["model_config"].update(d_model=10**9, n_heads=1), "at most"),
+    (lambda c: c["model_config"].update(n_layers=10**6), "at most"),
+    (lambda c: c["model_config"].update(context_length=2**30), "at most"),
+    (lambda c: c["model_config"].update(d_model=1024, n_heads=8, n_layers=32), "parameters"),
+    # metadata is type-checked: these used to be TypeError tracebacks in evaluate and forecast
+    (lambda c: c.update(history=5), "history"),
+    (lambda c: c.update(history=[1, 2, 3]), "history"),
+    (lambda c: c.update(history=[{"step": 1, "train_loss": "x"}]), "train_loss"),
+    (lambda c: c.update(history=[{"step": 1, "grammar": {"flat": 3}}]), "grammar"),
+    (lambda c: c.update(snapshots={"a": 1}), "snapshots"),
+    (lambda c: c.update(metrics=[1]), "metrics"),
+    (lambda c: c.update(metrics={"grammar": {"flat": {"mse": "low"}}}), "grammar"),
+    (lambda c: c.update(data_spec="all"), "data_spec"),
+    (lambda c: c.update(name=7), "name"),
 ])
 def test_refuses_bad_contents(trained, tmp_path, edit, expect):
     _, path = trained
@@ -146,6 +161,32 @@ def test_refuses_bad_contents(trained, tmp_path, edit, expect):
     torch.save([1, 2, 3], bad)
     with pytest.raises(CheckpointError):
         load_checkpoint(bad)
+
+
+def test_a_config_of_absurd_size_is_refused_without_building_it(trained, tmp_path):
+    # the weights are checked against the config on the meta device: a wrong-but-plausible
+    # config costs no memory either
+    import resource
+    _, path = trained
+    bad = _tamper(path, tmp_path, lambda c: c["model_config"].update(d_model=512, n_heads=8, n_layers=16))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(bad)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000   # KiB
+
+
+def test_a_zip_that_inflates_past_the_limit_is_refused_before_it_inflates(tmp_path):
+    import resource
+    import zipfile
+    from nanotst import checkpoints
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", b"\0" * (checkpoints.MAX_INFLATED_BYTES + 2**20))
+    assert bomb.stat().st_size < 2 * 2**20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match="inflate"):
+        load_checkpoint(bomb)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000   # KiB
 
 
 def test_list_checkpoints_flags_bad_files(trained, tmp_path):
