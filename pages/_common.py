@@ -18,6 +18,7 @@ import torch
 from nanotst import app_state as A
 from nanotst import plots
 from nanotst import userforecast as U
+from nanotst.sessions import Run, RunStore, RunStoreFull
 from nanotst.userdata import DataError, load_series_csv, parse_pasted_values
 from nanotst.data import SPEC_KINDS, SignalError, SignalSpec
 
@@ -94,10 +95,74 @@ def default_model() -> A.ActiveModel:
 def select_model(choice: str) -> None:
     """Make a saved file (or "default") the active model (from a callback or before the sidebar)."""
     st.session_state["active_choice"] = choice
+    run = st.session_state.get("run")
+    if run is not None:
+        run.active_choice = choice
 
 
 def _on_choice() -> None:
-    st.session_state["active_choice"] = st.session_state["model_choice"]
+    select_model(st.session_state["model_choice"])
+
+
+# ---------------------------------------------------------------- runs that survive a reload
+
+@st.cache_resource(show_spinner=False)
+def run_store() -> RunStore:
+    """Shared by every browser session: the server-side training runs (nanotst.sessions)."""
+    return RunStore()
+
+
+class _Holder:
+    """One per browser session (kept in its session_state): the identity that holds a run."""
+
+    def __init__(self, store: RunStore):
+        self.store = store
+
+
+def _release_all(holders: list) -> None:
+    for holder in holders:
+        holder.store.release(holder)
+
+
+@st.cache_resource(scope="session", on_release=_release_all, show_spinner=False)
+def _session_holders() -> list:
+    """Released when the browser session disconnects (a reload, a closed tab): its run then
+    waits on the server for the reload to claim it."""
+    return []
+
+
+def _holder() -> _Holder:
+    holder = st.session_state.get("_run_holder")
+    if holder is None:
+        holder = st.session_state["_run_holder"] = _Holder(run_store())
+        _session_holders().append(holder)
+    return holder
+
+
+def attach_run() -> Run:
+    """This browser session's run: the one named by ?run= in the URL when this session may have
+    it (after a reload), else a new one whose id goes into the URL."""
+    run = st.session_state.get("run")
+    if run is not None:
+        run_store().touch(run)
+        return run
+    wanted = st.query_params.get("run")
+    try:
+        run = run_store().attach(wanted, _holder())
+    except RunStoreFull as err:
+        st.error(str(err))
+        st.stop()
+    st.session_state["run"] = run
+    st.session_state["train_session"] = run.training
+    if run.active_choice:
+        st.session_state["active_choice"] = run.active_choice
+    for key, value in run.widgets.items():
+        st.session_state[f"kept:{key}"] = value
+    if wanted and wanted != run.run_id:
+        st.toast("That link's training run is open in another tab (or has expired): "
+                 "this tab has a run of its own.")
+    st.query_params["run"] = run.run_id
+    return run
 
 
 def _leave_legacy_navigation() -> None:
@@ -128,12 +193,16 @@ def kept(key: str, default) -> dict:
 
 def _store_kept(key: str) -> None:
     st.session_state[f"kept:{key}"] = st.session_state[key]
+    run = st.session_state.get("run")
+    if run is not None and key.startswith("tr_"):   # the Train page's settings survive a reload
+        run.widgets[key] = st.session_state[key]
 
 
 def sidebar() -> A.ActiveModel:
     """The model picker: every page calls this first. Sets and returns the active model."""
     _leave_legacy_navigation()
     setup_torch()
+    attach_run()
     runs = _runs()
     options = [DEFAULT] + [f"file:{path}" for _, path, _ in runs] + [UPLOAD]
     labels = {DEFAULT: "Shipped default model", UPLOAD: "Upload a checkpoint…"}

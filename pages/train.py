@@ -4,6 +4,7 @@ import streamlit as st
 
 from nanotst import app_state as A
 from nanotst import plots
+from nanotst.checkpoints import CheckpointExists
 from nanotst.config import RUNGS
 from nanotst.data import FAMILIES, MIXES
 from pages import _common as ui
@@ -11,7 +12,7 @@ from pages import _common as ui
 ui.sidebar()
 D = A.TrainSettings()
 WEIGHT_MAX = max(8.0, *MIXES["all"].values())   # the custom mix sliders reach past every preset weight
-session: A.TrainingSession = st.session_state.setdefault("train_session", A.TrainingSession(D))
+session: A.TrainingSession = ui.attach_run().training   # kept on the server: a reload finds it again
 
 st.title("Train")
 st.markdown("Train your own NanoTST in this browser session. The defaults are small and fast: "
@@ -44,11 +45,18 @@ def on_step():
 
 def on_reset():
     session.reset(settings())
+    st.session_state["kept:tr_name"] = session.default_name   # a fresh run, a fresh unique name
+    st.session_state.pop("tr_save_msg", None)
 
 
-def on_save():
+def on_save(overwrite: bool = False):
+    st.session_state.pop("tr_overwrite", None)
     try:
-        path = session.save(st.session_state["tr_name"], A.checkpoint_dir())
+        path = session.save(st.session_state["tr_name"], A.checkpoint_dir(), overwrite=overwrite)
+    except CheckpointExists as err:
+        st.session_state["tr_save_msg"] = ("warning", str(err))
+        st.session_state["tr_overwrite"] = True
+        return
     except Exception as err:  # noqa: BLE001 - CheckpointError: a bad name, an unwritable folder
         st.session_state["tr_save_msg"] = ("error", str(err))
         return
@@ -136,10 +144,14 @@ live()
 
 st.subheader("Save this run")
 c1, c2 = st.columns([3, 1])
-c1.text_input("Checkpoint name", **ui.kept("tr_name", "my-run"), max_chars=100,
-              help="Letters, digits, - _ . only; saved into the checkpoints folder.")
+c1.text_input("Checkpoint name", **ui.kept("tr_name", session.default_name), max_chars=100,
+              help="Letters, digits, - _ . only; saved into the checkpoints folder. The shipped "
+                   "model (“default”) cannot be overwritten from here.")
 c2.button("Save and make active", on_click=on_save, disabled=not session.started or session.running,
           key="tr_save", width="stretch")
 msg = st.session_state.get("tr_save_msg")
 if msg:
-    (st.success if msg[0] == "ok" else st.error)(msg[1])
+    {"ok": st.success, "warning": st.warning}.get(msg[0], st.error)(msg[1])
+if st.session_state.get("tr_overwrite"):
+    st.button(f"Overwrite {st.session_state['tr_name']}.pt", on_click=on_save, kwargs={"overwrite": True},
+              key="tr_overwrite_confirm", type="secondary")

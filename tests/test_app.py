@@ -37,6 +37,8 @@ def ckpt_dir(tmp_path, monkeypatch, tiny_default):
     folder.mkdir()
     monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(folder))
     monkeypatch.setenv(DEFAULT_CHECKPOINT_ENV, str(tiny_default))
+    from pages._common import run_store
+    run_store.clear()      # AppTest sessions never disconnect: start every test with no runs
     return folder
 
 
@@ -207,6 +209,78 @@ def test_two_sessions_never_share_a_run(ckpt_dir):
     a.button(key="tr_step").click().run()
     assert a.session_state["train_session"].started
     assert not b.session_state["train_session"].started
+
+
+def _step_and_save(at, name, overwrite=False):
+    at.button(key="tr_step").click().run()
+    at.text_input(key="tr_name").set_value(name).run()
+    at.button(key="tr_save").click().run()
+    return at
+
+
+def test_the_shipped_model_cannot_be_overwritten_from_the_app(ckpt_dir, tiny_default):
+    before = tiny_default.read_bytes()
+    at = _step_and_save(_tiny_training(open_page("pages/train.py")), "default")
+    assert at.error and "shipped model" in at.error[0].value
+    assert not (ckpt_dir / "default.pt").exists() and tiny_default.read_bytes() == before
+
+
+def test_every_run_gets_its_own_default_name(ckpt_dir):
+    a = open_page("pages/train.py")
+    b = open_page("pages/train.py")
+    name_a, name_b = a.text_input(key="tr_name").value, b.text_input(key="tr_name").value
+    assert name_a.startswith("run-") and name_a != name_b
+    a.button(key="tr_reset").click().run()
+    assert a.text_input(key="tr_name").value not in (name_a, name_b)
+
+
+def test_two_sessions_saving_one_name_never_overwrite_silently(ckpt_dir):
+    a = _step_and_save(_tiny_training(open_page("pages/train.py")), "shared")
+    saved = (ckpt_dir / "shared.pt").read_bytes()
+    b = _tiny_training(open_page("pages/train.py"))
+    b.number_input(key="tr_seed").set_value(7).run()
+    b = _step_and_save(b, "shared")
+    assert b.warning and "already exists" in b.warning[0].value
+    assert (ckpt_dir / "shared.pt").read_bytes() == saved        # a's run is untouched
+    assert a.session_state["active_choice"].endswith("shared.pt")
+    assert not b.session_state.get("active_choice", "").endswith("shared.pt")
+    # an explicit confirmation overwrites
+    b.button(key="tr_overwrite_confirm").click().run()
+    assert not b.exception and b.success
+    assert (ckpt_dir / "shared.pt").read_bytes() != saved
+
+
+def test_a_reload_finds_the_run_its_settings_and_the_active_model(ckpt_dir):
+    at = _tiny_training(open_page("pages/train.py"))
+    at.button(key="tr_step").click().run()
+    session = at.session_state["train_session"]
+    run_id = at.query_params["run"]
+    at.text_input(key="tr_name").set_value("kept").run()
+    at.button(key="tr_save").click().run()
+    # the old tab goes away (its session is released), a new session opens the same URL
+    from pages._common import run_store
+    run_store().release(at.session_state["run"].holder)
+    again = AppTest.from_file(APP, default_timeout=60)
+    again.query_params["run"] = run_id
+    again.run()
+    again.switch_page("pages/train.py").run()
+    assert not again.exception
+    assert again.session_state["train_session"] is session and session.trainer.step == 2
+    assert again.number_input(key="tr_epochs").value == 4          # the settings came back
+    assert "kept" in again.sidebar.caption[0].value                # and the active model
+
+
+def test_a_copied_link_never_attaches_to_a_live_run(ckpt_dir):
+    owner = _tiny_training(open_page("pages/train.py"))
+    owner.button(key="tr_step").click().run()
+    other = AppTest.from_file(APP, default_timeout=60)
+    other.query_params["run"] = owner.query_params["run"]
+    other.run()
+    other.switch_page("pages/train.py").run()
+    assert not other.exception
+    assert other.session_state["train_session"] is not owner.session_state["train_session"]
+    assert not other.session_state["train_session"].started
+    assert other.query_params["run"] != owner.query_params["run"]
 
 
 def test_bad_upload_is_an_error_not_a_traceback(ckpt_dir):
