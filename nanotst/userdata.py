@@ -244,9 +244,8 @@ def _fill_missing(values: np.ndarray, name: str, fill: str | None, first_line: i
 
 
 def _check_length(n: int, patch_size: int) -> None:
-    if n < 2 * patch_size:
-        raise DataError(f"only {n} values; the model needs at least {2 * patch_size} "
-                        f"(2 patches of {patch_size})")
+    if n < patch_size:
+        raise DataError(f"only {n} values; the model needs at least {patch_size} (one patch)")
 
 
 def load_series_csv(path_or_buffer, column: str | None = None, time_column: str | None = None,
@@ -365,9 +364,9 @@ def backtest(model: PatchForecaster, values, horizon: int, period: int | None = 
     P = model.config.patch_size
     if not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise DataError(f"horizon must be a positive number of values, got {horizon!r}")
-    if len(values) - horizon < 2 * P:
+    if len(values) - horizon < P:
         raise DataError(f"holding out {horizon} values leaves {max(len(values) - horizon, 0)}; "
-                        f"the model needs at least {2 * P} before them")
+                        f"the model needs at least {P} (one patch) before them")
     history, truth = values[:-horizon], values[-horizon:]
     if period is None:
         period = detect_period(history)

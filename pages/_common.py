@@ -145,6 +145,8 @@ def attach_run() -> Run:
     run = st.session_state.get("run")
     if run is not None:
         run_store().touch(run)
+        if st.query_params.get("run") != run.run_id:   # a page switch clears the URL's parameters
+            st.query_params["run"] = run.run_id
         return run
     wanted = st.query_params.get("run")
     try:
@@ -406,7 +408,7 @@ def user_series_picker(source: str, patch_size: int, key: str = "us"):
         text = st.text_area("Values, separated by commas, spaces or new lines", key=f"{key}_paste",
                             height=110, placeholder="12.1, 13.4, 12.9, 14.2, …")
         if not text.strip():
-            st.caption(f"Paste at least {2 * patch_size} numbers (decimals with a point).")
+            st.caption(f"Paste at least {patch_size} numbers (decimals with a point).")
             return None
         series, error = _parse_pasted(text, fill, patch_size)
     if error is not None:

@@ -126,8 +126,8 @@ def own_series() -> None:
         return
     n = len(series)
     c = st.columns(4)
-    holdout = int(c[0].number_input("Hold out the last values", 1, max(1, n - 2 * P),
-                                    min(P, max(1, n - 2 * P)), key="fc_holdout_n"))
+    holdout = int(c[0].number_input("Hold out the last values", 1, max(1, n - P),
+                                    min(P, max(1, n - P)), key="fc_holdout_n"))
     horizon = int(c[1].number_input("Forecast ahead (values)", 1, 16 * P, P, key="fc_ahead"))
     period = c[2].number_input("Season period", min_value=1, value=None, placeholder="detect",
                                key="fc_period", help="Empty: detected by autocorrelation.")

@@ -130,6 +130,21 @@ def metric_value(pg, label: str) -> str:
     return metric.locator("[data-testid='stMetricValue']").inner_text()
 
 
+def start_long_run(pg, epochs: int, until_step: int) -> None:
+    """On the Train page: set the epochs, Start, and wait until the step counter reaches until_step."""
+    open_page(pg, "Train")
+    field = pg.get_by_label("Epochs")
+    field.fill(str(epochs))
+    field.press("Enter")
+    wait_idle(pg)
+    pg.get_by_role("button", name="Start").click()
+    pg.wait_for_function(
+        """(n) => { const m = Array.from(document.querySelectorAll('[data-testid="stMetric"]'))
+                     .find(e => e.innerText.startsWith('Step'));
+                   return m && parseInt(m.querySelector('[data-testid="stMetricValue"]').innerText) >= n; }""",
+        arg=until_step, timeout=90_000)
+
+
 def test_every_page_opens_without_an_error(page):
     for label in PAGES:
         open_page(page, label)
@@ -142,20 +157,9 @@ def test_every_page_opens_without_an_error(page):
 
 
 def test_training_updates_the_loss_chart_and_survives_a_page_switch(page):
-    open_page(page, "Train")
     # a long run, so that it is still going after the page switch below (the default run can
-    # finish in about ten seconds)
-    epochs = page.get_by_label("Epochs")
-    epochs.fill("500")
-    epochs.press("Enter")
-    wait_idle(page)
-    page.get_by_role("button", name="Start").click()
-    # the step counter and the loss chart advance while the page stays responsive
-    page.wait_for_function(
-        """() => { const m = Array.from(document.querySelectorAll('[data-testid="stMetric"]'))
-                     .find(e => e.innerText.startsWith('Step'));
-                   return m && parseInt(m.querySelector('[data-testid="stMetricValue"]').innerText) >= 60; }""",
-        timeout=90_000)
+    # finish in about ten seconds); the step counter advances while the page stays responsive
+    start_long_run(page, epochs=500, until_step=60)
     # the live loss chart is drawn with the train curve's points
     page.wait_for_function(f"() => ({CHART_TRACES_JS})().flat().some(t => t.name === 'train' && t.n >= 2)",
                            timeout=30_000)
@@ -177,6 +181,21 @@ def test_training_updates_the_loss_chart_and_survives_a_page_switch(page):
     assert int(metric_value(page, "Step")) == paused_at
     assert metric_value(page, "Train loss") != "–"
     shot(page, "train-paused")
+
+
+def test_a_reload_mid_run_brings_the_run_back(page):
+    start_long_run(page, epochs=400, until_step=40)
+    assert "run=" in page.url
+    step_before = int(metric_value(page, "Step"))
+    page.reload()
+    wait_idle(page)
+    expect(page.locator("h1").first).to_have_text("Train", timeout=60_000)
+    page.wait_for_selector("[data-testid='stMetric']")
+    # the same run, paused while nobody watched, with its settings; Resume goes on from there
+    assert int(metric_value(page, "Step")) >= step_before
+    expect(page.get_by_label("Epochs")).to_have_value("400")
+    expect(page.get_by_role("button", name="Resume")).to_be_visible()
+    shot(page, "train-after-reload")
 
 
 def test_attention_heatmap_and_forecast_band_are_drawn(page):

@@ -89,7 +89,7 @@ BAD_INPUTS = {
     "no_numeric": ("name,colour\n" + "\n".join(f"a{i},red" for i in range(80)), "no numeric column"),
     "text_in_column": ("value\n" + numbers(40) + "\nabc\n" + numbers(40), "has text 'abc' at line 42"),
     "nan": ("value\n" + numbers(40) + "\nnan\n" + numbers(40), "missing"),
-    "short": ("value\n" + numbers(50), "at least 64"),
+    "short": ("value\n" + numbers(20), "at least 32"),
     "several": ("a,b\n" + "\n".join(f"{np.sin(i)},{np.cos(i)}" for i in range(80)), "choose one with --column"),
 }
 

@@ -138,8 +138,10 @@ def test_headerless_file(tmp_path):
 
 
 def test_too_short(tmp_path):
-    with pytest.raises(DataError, match="only 10 values.*at least 16"):
-        load(write(tmp_path, csv_of(range(10))))
+    # one patch is enough now (a shorter context is padded, not trimmed)
+    with pytest.raises(DataError, match="only 5 values.*at least 8"):
+        load(write(tmp_path, csv_of(range(5))))
+    assert len(load(write(tmp_path, csv_of(range(10))))) == 10
 
 
 def test_reads_an_uploaded_buffer():
@@ -154,7 +156,7 @@ def test_parse_pasted_values():
         parse_pasted_values("1 2 x", patch_size=P)
     with pytest.raises(DataError, match="nothing to read"):
         parse_pasted_values("  ", patch_size=P)
-    with pytest.raises(DataError, match="at least 16"):
+    with pytest.raises(DataError, match="at least 8"):
         parse_pasted_values("1 2 3", patch_size=P)
     with pytest.raises(DataError, match="missing"):
         parse_pasted_values(" ".join(["1"] * 20 + ["nan"]), patch_size=P)
@@ -181,5 +183,5 @@ def test_backtest_rows_and_baselines():
     assert frame.loc["naive", "crps"] == frame.loc["naive", "mae"]
     assert np.isnan(frame.loc["naive", "coverage_80"])
     assert 0.0 <= frame.loc["NanoTST", "coverage_95"] <= 1.0
-    with pytest.raises(DataError, match="needs at least 16"):
-        backtest(model, values[:20], horizon=10)
+    with pytest.raises(DataError, match="needs at least 8"):
+        backtest(model, values[:15], horizon=10)
