@@ -1,0 +1,44 @@
+"""The forecast-quality benchmark runs end to end (on two series, so CI keeps it working)."""
+import numpy as np
+import pytest
+import torch
+
+from benchmarks import forecast_quality as fq
+from nanotst.config import ModelConfig
+from nanotst.model import build_model
+
+
+def test_the_benchmark_runs_on_a_real_and_a_synthetic_series():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, dropout=0.0)).eval()
+    series = [fq.real_series("AirPassengers"), fq.synthetic_suite()[0]]
+    report = fq.run(series, model, n_samples=20, time_limit=60)
+    rows = {r["name"]: r for r in report["rows"]}
+    assert set(rows) == {"AirPassengers", "square_p64"}
+    air = rows["AirPassengers"]
+    assert (air["season"], air["horizon"], air["context"]) == (12, 24, 120)
+    for row in rows.values():
+        assert set(row["scores"]) == set(fq.METHODS)
+        snaive = row["scores"]["seasonal_naive"]
+        assert snaive["rel_mae"] == pytest.approx(1.0)
+        for method, s in row["scores"].items():
+            if "error" in s:          # a peer that timed out or failed is reported, not hidden
+                assert method in fq.PEERS and s["error"]
+                continue
+            assert np.isfinite(s["rel_mae"]) and np.isfinite(s["wql"]) and 0 <= s["coverage_80"] <= 1
+            assert s["seconds"] >= 0
+    assert set(report["aggregate"]) == {"real", "synthetic"}
+    assert report["aggregate"]["real"]["seasonal_naive"]["rel_mae_gmean"] == pytest.approx(1.0)
+    fq.print_report(report)
+
+
+def test_scores_follow_the_rules():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    # a perfect median and a band that holds everything
+    q = {0.1: y - 1, 0.5: y, 0.9: y + 1}
+    assert fq.weighted_quantile_loss(y, q) == pytest.approx(2 * (0.1 * 4 + 0.1 * 4) / 10 / 3)
+    result = fq.Result(y, q, 0.0)
+    s = fq.score(y, result, snaive_mae=2.0, mase_scale=0.5)
+    assert s["rel_mae"] == 0 and s["coverage_80"] == 1 and s["mase"] == 0
+    # two seasons, clipped to 8..64
+    assert [fq.Series("x", y, m, "real", "").horizon for m in (1, 4, 12, 52, 48)] == [8, 8, 24, 64, 64]
