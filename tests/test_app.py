@@ -293,6 +293,36 @@ def test_bad_upload_is_an_error_not_a_traceback(ckpt_dir):
     assert "tiny-default" in at.sidebar.caption[0].value  # falls back to the default
 
 
+def _hostile_uploads(tiny_default):
+    import io
+    import zipfile
+    ck = torch.load(tiny_default, weights_only=True)
+    uploads = {}
+    for name, edit in {"huge.pt": lambda c: c["model_config"].update(d_model=10**9, n_heads=1),
+                       "history.pt": lambda c: c.update(history=[1, 2, 3])}.items():
+        c = {**ck, "model_config": dict(ck["model_config"])}
+        edit(c)
+        buf = io.BytesIO()
+        torch.save(c, buf)
+        uploads[name] = buf.getvalue()
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", b"\0" * (400 * 2**20))
+    uploads["bomb.pt"] = bomb.getvalue()
+    return uploads
+
+
+def test_hostile_uploads_are_messages_and_the_default_stays(ckpt_dir, tiny_default):
+    for name, data in _hostile_uploads(tiny_default).items():
+        at = open_page("pages/overview.py")
+        at.selectbox(key="model_choice").set_value("upload").run()
+        at.file_uploader(key="model_upload").set_value((name, data, "application/octet-stream"))
+        at.run()
+        assert not at.exception, name
+        assert at.error and name in at.error[0].value, name
+        assert "tiny-default" in at.sidebar.caption[0].value
+
+
 def test_good_upload_becomes_active(ckpt_dir, tiny_default):
     at = open_page("pages/overview.py")
     at.selectbox(key="model_choice").set_value("upload").run()
