@@ -91,6 +91,9 @@ def add_train(sub) -> None:
     g.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default: one epoch)")
     g.add_argument("--snapshot-every", type=int, default=None, help="steps between prediction snapshots")
     g.add_argument("--max-seconds", type=_positive_float, default=None, help="stop after this much training time")
+    g.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many steps (the lr schedule still spans every epoch): "
+                        "the reproducible form of a run that was stopped early")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
     g.add_argument("--out", type=Path, default=None, help="checkpoint path (default checkpoints/run-<time>.pt)")
     g.add_argument("--report", type=Path, default=None, help="HTML report path (default: next to the checkpoint)")
@@ -146,6 +149,8 @@ def cmd_train(args) -> int:
         if args.dropout is not None:
             init_model = with_dropout(init_model, args.dropout)
         model_config = None
+    if args.max_steps is not None and args.max_steps < 1:
+        raise CLIError(f"--max-steps must be a positive integer, got {args.max_steps}")
     trainer = Trainer(model_config, train_config, eval_every=args.eval_every, snapshot_every=args.snapshot_every,
                       model=init_model)
     model_config = trainer.model_config
@@ -163,11 +168,13 @@ def cmd_train(args) -> int:
     last_print = 0.0
     try:
         while not trainer.done:
-            trainer.run(20)
+            trainer.run(20 if args.max_steps is None else max(0, min(20, args.max_steps - trainer.step)))
             if interrupted:
                 trainer.stop("interrupted (Ctrl-C)")
             elif args.max_seconds is not None and trainer.elapsed >= args.max_seconds:
                 trainer.stop(f"time limit of {args.max_seconds:g} s")
+            elif args.max_steps is not None and trainer.step >= args.max_steps:
+                trainer.stop(f"step limit of {args.max_steps}")
             now = time.perf_counter()
             if not args.quiet and (now - last_print > (0.5 if tty else 10) or trainer.done):
                 line = _progress(trainer, start)

@@ -113,6 +113,26 @@ def test_max_seconds_stops_and_saves(tmp_path, capsys):
     assert ck.history[-1]["step"] > 0 and ck.train_config.epochs == 100000
 
 
+def test_max_steps_stops_exactly_and_equals_an_interrupted_run(tmp_path, capsys):
+    # the reproducible form of a run that was stopped early: the same weights as the first
+    # 27 steps of the full schedule
+    import torch
+    from nanotst.config import TrainConfig
+    from nanotst.train import Trainer
+    out = tmp_path / "27.pt"
+    code = main(["train", *TINY_FLAGS[:-6], "--n-series", "64", "--epochs", "50", "--threads", "1",
+                 "--max-steps", "27", "--no-report", "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "step limit of 27" in err
+    ck = load_checkpoint(out)
+    assert ck.history[-1]["step"] == 27 and ck.train_config.epochs == 50
+    t = Trainer(ck.model_config, ck.train_config, device="cpu")
+    t.run(27)
+    for k, v in t.model.state_dict().items():
+        torch.testing.assert_close(ck.model.state_dict()[k], v)
+
+
 def test_ctrl_c_saves_what_was_trained(tmp_path):
     out = tmp_path / "interrupted.pt"
     proc = subprocess.Popen([sys.executable, "-m", "nanotst", "train", *TINY_FLAGS[:-6], "--n-series", "64",
