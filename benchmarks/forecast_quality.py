@@ -306,11 +306,15 @@ def _gmean(values):
 
 
 def aggregate(rows: list[dict], methods) -> dict:
+    """Per kind and method: means over the series the method finished, and the geometric mean of
+    relative MAE over the series that every method finished (`rel_mae_gmean_common`), which is
+    the fair comparison when a peer timed out on some."""
     out = {}
     for kind in ("real", "synthetic"):
         part = [r for r in rows if r["kind"] == kind]
         if not part:
             continue
+        common = [r for r in part if all("rel_mae" in r["scores"][m] for m in methods)]
         out[kind] = {}
         for m in methods:
             ok = [r["scores"][m] for r in part if "rel_mae" in r["scores"][m]]
@@ -320,6 +324,8 @@ def aggregate(rows: list[dict], methods) -> dict:
             out[kind][m] = {
                 "n": len(ok), "failed": failed,
                 "rel_mae_gmean": _gmean(rel), "rel_mae_mean": float(np.mean(rel)) if rel else float("nan"),
+                "rel_mae_gmean_common": _gmean([r["scores"][m]["rel_mae"] for r in common]),
+                "n_common": len(common),
                 "mase_gmean": _gmean([x["mase"] for x in ok]),
                 "mase_mean": float(np.nanmean([x["mase"] for x in ok])) if ok else float("nan"),
                 "wql_mean": float(np.nanmean([x["wql"] for x in ok])) if ok else float("nan"),
@@ -373,10 +379,12 @@ def print_report(report: dict) -> None:
             cells.append(f"{_fmt(sc.get('rel_mae')):>10}" if "rel_mae" in sc else f"{'*':>10}")
         print(f"{r['name']:22} {r['kind']:9} {r['frequency']:14} {r['season']:>4} {r['horizon']:>3} " + " ".join(cells))
     for kind, agg in report["aggregate"].items():
-        print(f"\n{kind}: {'method':15} {'gmean relMAE':>12} {'mean relMAE':>11} {'gmean MASE':>10} "
-              f"{'WQL':>7} {'cov80':>6} {'min cov':>7} {'worst':>6} {'s/series':>8}  failed")
+        n_common = next(iter(agg.values()))["n_common"]
+        print(f"\n{kind}: {'method':15} {'gmean relMAE':>12} {f'on {n_common} common':>13} {'mean relMAE':>11} "
+              f"{'gmean MASE':>10} {'WQL':>7} {'cov80':>6} {'min cov':>7} {'worst':>6} {'s/series':>8}  failed")
         for m, a in agg.items():
-            print(f"{'':{len(kind) + 2}}{m:15} {_fmt(a['rel_mae_gmean']):>12} {_fmt(a['rel_mae_mean']):>11} "
+            print(f"{'':{len(kind) + 2}}{m:15} {_fmt(a['rel_mae_gmean']):>12} "
+                  f"{_fmt(a['rel_mae_gmean_common']):>13} {_fmt(a['rel_mae_mean']):>11} "
                   f"{_fmt(a['mase_gmean']):>10} {_fmt(a['wql_mean']):>7} {_fmt(a['coverage_80_mean'], 2):>6} "
                   f"{_fmt(a['coverage_80_min'], 2):>7} {_fmt(a['worst_rel_mae'], 2):>6} "
                   f"{_fmt(a['seconds_mean'], 4):>8}  {', '.join(a['failed']) or '-'}")

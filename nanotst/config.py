@@ -74,7 +74,7 @@ class ModelConfig:
     dropout: float = 0.1
     causal: bool = True          # False lets every patch see the future (the "cheating" experiment)
     min_sigma: float = 1e-3      # floor on the predicted standard deviation
-    position: str = "rope"       # see POSITIONS
+    position: str = "learned"    # see POSITIONS
     input_mask: bool = True      # the patch embedding also reads which values are padding
 
     def __post_init__(self):

@@ -5,7 +5,7 @@ import streamlit as st
 from nanotst import app_state as A
 from nanotst import plots
 from nanotst.checkpoints import CheckpointExists
-from nanotst.config import RUNGS
+from nanotst.config import POSITIONS, RUNGS
 from nanotst.data import FAMILIES, MIXES
 from pages import _common as ui
 
@@ -28,7 +28,8 @@ def settings() -> A.TrainSettings:
     return A.TrainSettings(rung=s["tr_rung"], n_layers=s["tr_layers"], d_model=s["tr_width"],
                            n_heads=s["tr_heads"], patch_size=s["tr_patch"], lr=s["tr_lr"],
                            batch_size=s["tr_batch"], epochs=s["tr_epochs"], n_series=s["tr_series"],
-                           seed=s["tr_seed"], mix=mix, eval_every=s["tr_eval"])
+                           seed=s["tr_seed"], mix=mix, eval_every=s["tr_eval"],
+                           position=s["tr_position"])
 
 
 def on_start():
@@ -83,6 +84,9 @@ with st.expander("Model and training settings" + (" (Reset to change)" if locked
     c[3].number_input("Series", 16, 20_000, step=64, **ui.kept("tr_series", D.n_series), disabled=locked)
     c[4].number_input("Seed", 0, 10_000, **ui.kept("tr_seed", D.seed), disabled=locked)
     c[5].number_input("Eval every (steps)", 1, 1000, **ui.kept("tr_eval", D.eval_every), disabled=locked)
+    st.radio("Positions", POSITIONS, horizontal=True, **ui.kept("tr_position", D.position),
+             disabled=locked, help="rope: attention sees how far apart two patches are; learned: a "
+                                   "vector per position (the shipped model's)")
     preset = st.radio("Data mix", list(MIXES) + ["custom"], horizontal=True, **ui.kept("tr_mix", "all"),
                       disabled=locked)
     if preset == "custom":

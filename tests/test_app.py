@@ -445,7 +445,7 @@ def test_forecast_uploaded_csv_column_choice(ckpt_dir):
 
 @pytest.mark.parametrize("text, message", [
     ("1 2 x 4", "'x' (value 3) is not a number"),
-    ("1 2 3", "only 3 values; the model needs at least 64"),
+    ("1 2 3", "only 3 values; the model needs at least 32 (one patch)"),
 ])
 def test_forecast_bad_paste_is_an_error(ckpt_dir, text, message):
     at = _own_series(open_page("pages/forecast.py"), "Paste values")

@@ -4,6 +4,7 @@ import os
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -240,11 +241,17 @@ def test_shipped_default_meets_the_grammar_bar():
     assert ck.snapshots[-1]["step"] == ck.history[-1]["step"]
 
 
-@pytest.mark.xfail(strict=True, reason="open problem: the shipped model is 0.4% above the bar "
-                                        "on the noisy case (see checkpoints/README.md)")
-def test_shipped_default_noisy_is_near_the_noise_floor():
+def test_shipped_default_noisy_is_near_the_noise_floor_on_the_fixed_draw():
     _, g, floor = _default_eval()
     assert g["noisy"]["mse"] <= 1.25 * floor, (g["noisy"], floor)
+
+
+@pytest.mark.xfail(strict=True, reason="open problem: over 40 noise draws the median is 1.27x the "
+                                        "floor, the bar is 1.25x (see checkpoints/README.md)")
+def test_shipped_default_noisy_median_over_40_draws_meets_the_bar():
+    from benchmarks.grammar_check import noisy_draws
+    ck = load_checkpoint(DEFAULT_CHECKPOINT)
+    assert float(np.median(noisy_draws(ck.model))) <= 1.25
 
 
 # The issue's quality target on real series: the README's backtest (hold out the last 32 values,
@@ -272,6 +279,24 @@ def test_shipped_default_beats_seasonal_naive_on_the_examples(example_backtests)
     assert sum(relative_mae) / len(relative_mae) <= 0.85, relative_mae
 
 
-def test_shipped_default_80_percent_band_is_calibrated_on_the_examples(example_backtests):
-    coverage = [ours["coverage_80"] for ours, _ in example_backtests.values()]
-    assert 0.75 <= sum(coverage) / len(coverage) <= 0.85, coverage
+@pytest.fixture(scope="module")
+def benchmark_scores():
+    """The shipped model on the forecast-quality benchmark's series (NanoTST and seasonal naive
+    only: the statsforecast peers take minutes and are in benchmarks/README.md)."""
+    from benchmarks import forecast_quality as fq
+    model = load_checkpoint(DEFAULT_CHECKPOINT).model
+    return fq.run(fq.all_series(), model, n_samples=200, methods=("seasonal_naive", "NanoTST"))
+
+
+def test_shipped_default_beats_seasonal_naive_on_the_benchmarks_real_series(benchmark_scores):
+    real = benchmark_scores["aggregate"]["real"]["NanoTST"]
+    assert real["n"] >= 25 and real["rel_mae_gmean"] <= 0.95, real
+
+
+def test_shipped_default_80_percent_band_is_calibrated_on_the_benchmark(benchmark_scores):
+    # the issue's calibration target: 75-85% on average, real and synthetic apart, and no series
+    # far below (measured: none below 50%; the bound leaves room for one value on a band's edge)
+    for kind in ("real", "synthetic"):
+        agg = benchmark_scores["aggregate"][kind]["NanoTST"]
+        assert 0.75 <= agg["coverage_80_mean"] <= 0.85, (kind, agg)
+        assert agg["coverage_80_min"] >= 0.375, (kind, agg)

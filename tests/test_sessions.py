@@ -78,3 +78,13 @@ def test_release_pauses_the_run():
     run.training.running = True
     store.release(tab)
     assert not run.training.running and run.holder is None
+
+
+def test_the_position_and_padding_experiments_differ_only_in_their_switch():
+    from dataclasses import replace
+    from nanotst.app_state import experiment_variants
+    for kind, field in (("position", "position"), ("padding", "input_mask")):
+        a, b = experiment_variants(kind, steps=20)
+        assert getattr(a.model_config, field) != getattr(b.model_config, field)
+        assert replace(a.model_config, **{field: getattr(b.model_config, field)}) == b.model_config
+        assert a.train_config == b.train_config
