@@ -311,16 +311,23 @@ def _trend(rng: np.random.Generator, length: int, amp: float, p: float = 0.3) ->
     return trend * np.arange(length) / length, trend
 
 
+def _add_trend_and_noise(family: str, values: np.ndarray, rng: np.random.Generator, offset: float,
+                         amp: float, period: float) -> tuple[np.ndarray, Factors]:
+    """offset + (sometimes) a trend + values + (mostly) white noise, with the factors."""
+    length = len(values)
+    slope, trend = _trend(rng, length, amp)
+    noise = _noise_level(rng, amp)
+    values = offset + slope + values + noise * rng.normal(0, 1, length)
+    return values, Factors(family, freq=length / period, amplitude=amp, trend=trend,
+                           offset=offset, noise_std=noise)
+
+
 def _periodic(length, rng, offset):
     """One shape (sine, square, sawtooth, triangle, pulse) at any period from 2 to 256 values."""
     period, phase = _draw_period(rng)
     amp = rng.uniform(0.5, 2.5)
     values = amp * _shape(rng, np.arange(length) / period + phase)
-    slope, trend = _trend(rng, length, amp)
-    noise = _noise_level(rng, amp)
-    values = offset + slope + values + noise * rng.normal(0, 1, length)
-    return values, Factors("periodic", freq=length / period, amplitude=amp, trend=trend,
-                           offset=offset, noise_std=noise)
+    return _add_trend_and_noise("periodic", values, rng, offset, amp, period)
 
 
 def _multi_seasonal(length, rng, offset):
@@ -339,11 +346,7 @@ def _multi_seasonal(length, rng, offset):
         else:
             other = _log_uniform(rng, 2.0, 256.0)
         values = values + weight * _shape(rng, n / other + rng.uniform(0, 1))
-    slope, trend = _trend(rng, length, amp)
-    noise = _noise_level(rng, amp)
-    values = offset + slope + values + noise * rng.normal(0, 1, length)
-    return values, Factors("multi_seasonal", freq=length / period, amplitude=amp, trend=trend,
-                           offset=offset, noise_std=noise)
+    return _add_trend_and_noise("multi_seasonal", values, rng, offset, amp, period)
 
 
 def _modulated_seasonal(length, rng, offset):
@@ -357,11 +360,7 @@ def _modulated_seasonal(length, rng, offset):
     else:
         envelope = np.exp(rng.uniform(-2, 2) * n / length)
     values = amp * envelope * _shape(rng, n / period + phase)
-    slope, trend = _trend(rng, length, amp)
-    noise = _noise_level(rng, amp)
-    values = offset + slope + values + noise * rng.normal(0, 1, length)
-    return values, Factors("modulated_seasonal", freq=length / period, amplitude=amp, trend=trend,
-                           offset=offset, noise_std=noise)
+    return _add_trend_and_noise("modulated_seasonal", values, rng, offset, amp, period)
 
 
 def _multiplicative_seasonal(length, rng, offset):
