@@ -307,6 +307,8 @@ def add_forecast(sub) -> None:
 
 def cmd_forecast(args) -> int:
     from .userforecast import forecast_frame, future_forecast
+    if args.output.is_dir():
+        raise CLIError(f"--output {args.output} is a folder; give a file name such as forecast.csv")
     model, series = _load_series(args)
     fc = future_forecast(model, series.values, args.horizon, n_samples=args.samples, seed=args.seed)
     for note in fc.notes:

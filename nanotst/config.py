@@ -143,11 +143,12 @@ class TrainConfig:
         # (context + patch) is not known here; 8192 + 1024 values a series bounds it
         _require(self.n_series * (1 + self.val_fraction) <= MAX_DATASET_VALUES // 544, "n_series",
                  f"must be at most {MAX_DATASET_VALUES // 544:,} (memory), got {self.n_series:,}")
-        _require(isinstance(self.lr, (int, float)) and self.lr > 0, "lr", f"must be positive, got {self.lr!r}")
-        _require(isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0,
-                 "weight_decay", f"must be >= 0, got {self.weight_decay!r}")
-        _require(isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0,
-                 "grad_clip", f"must be positive, got {self.grad_clip!r}")
+        _require(isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf"), "lr",
+                 f"must be a positive finite number, got {self.lr!r}")
+        _require(isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < float("inf"),
+                 "weight_decay", f"must be a finite number >= 0, got {self.weight_decay!r}")
+        _require(isinstance(self.grad_clip, (int, float)) and 0 < self.grad_clip < float("inf"),
+                 "grad_clip", f"must be a positive finite number, got {self.grad_clip!r}")
         _require(isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction <= 1,
                  "val_fraction", f"must be in [0, 1], got {self.val_fraction!r}")
         _require(isinstance(self.seed, int) and not isinstance(self.seed, bool)

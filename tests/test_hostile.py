@@ -51,7 +51,14 @@ def test_forecast_flags_out_of_range(capsys, tmp_path, csv_file, args, expect):
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_a_folder_as_output_is_named_as_such(capsys, tmp_path, csv_file):
+    code, _, err = run(capsys, "forecast", "--input", csv_file, "--horizon", 8, "--output", tmp_path)
+    assert "is a folder" in one_line_error(code, err)
+
+
 @pytest.mark.parametrize("args, expect", [
+    (["--lr", "inf"], "lr"),
+    (["--grad-clip", "inf"], "grad_clip"),
     (["--threads", "10000"], "threads"),
     (["--threads", "0"], "threads"),
     (["--seed", "-1"], "seed"),
