@@ -414,7 +414,8 @@ def _shifts_outliers(length, rng, offset):
         pos = int(rng.integers(length // 8, length - length // 16))
         size = amp * rng.uniform(0.5, 3.0) * rng.choice([-1.0, 1.0])
         values = values + size * (n >= pos)
-        jump_pos, jump_size = max(jump_pos, pos), size if pos >= jump_pos else jump_size
+        if pos >= jump_pos:              # the factors record the latest shift
+            jump_pos, jump_size = pos, size
     noise = _noise_level(rng, amp)
     values = values + noise * rng.normal(0, 1, length)
     outliers = rng.random(length) < rng.uniform(0.002, 0.02)

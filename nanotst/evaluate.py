@@ -13,7 +13,8 @@ import torch
 
 from .config import ModelConfig
 from .data import SeriesSet, grammar_cases, make_dataset
-from .model import NORM_EPS, LinearBaseline, PatchForecaster, build_model, next_patch_pairs
+from .forecast import Forecast, ForecastError, forecast
+from .model import NORM_EPS, LinearBaseline, PatchForecaster, build_model, eval_mode, next_patch_pairs
 
 
 @dataclass
@@ -43,13 +44,11 @@ def next_patch_predictions(model: PatchForecaster, series: np.ndarray) -> NextPa
 
     One forward pass over the first N-1 patches (they set the normalization), as in training.
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     series = torch.as_tensor(np.asarray(series, dtype=np.float32), device=device).unsqueeze(0)
     x, y = next_patch_pairs(series, model.config.patch_size)
-    pred = model(x)
-    model.train(was_training)
+    with eval_mode(model):
+        pred = model(x)
     target = ((y - pred.loc) / pred.scale).view_as(pred.mu)[0]
     sigma = None if pred.sigma is None else pred.sigma[0].cpu().numpy()
     return NextPatchPredictions(target.cpu().numpy(), pred.mu[0].cpu().numpy(), sigma,
@@ -287,7 +286,6 @@ def fit_linear_baseline(data, config: ModelConfig | None = None, ridge: float = 
 def linear_baseline_forecast(model: LinearBaseline, history, horizon: int) -> np.ndarray:
     """Point forecast of `horizon` values from a (fitted or trained) linear rung, rolled forward
     patch by patch on the most recent context like any other rung."""
-    from .forecast import forecast
     k = -(-horizon // model.config.patch_size)
     return forecast(model, history, k, n_samples=1).mean[:horizon]
 
@@ -318,6 +316,33 @@ def score_forecast(y, forecast, history, period: int | None = None,
     for level in levels:
         scores[f"coverage_{round(100 * level)}"] = cover.get(level, float("nan"))
     return scores
+
+
+@dataclass
+class Holdout:
+    """A forecast of the last k patches of a series from everything before them."""
+    forecast: Forecast
+    truth: np.ndarray      # (k*P,) the held-out values
+    history: np.ndarray    # (T - k*P,) everything before them
+    scores: dict           # evaluate.score_forecast(...) of the forecast against the truth
+
+
+def holdout_forecast(model: PatchForecaster, series, k_patches: int, n_samples: int = 100,
+                     seed: int = 0, period: int | None = None) -> Holdout:
+    """Cut off the last k_patches patches, forecast them from the rest and score the result."""
+    series = np.asarray(series, dtype=np.float64).ravel()
+    P = model.config.patch_size
+    if not isinstance(k_patches, (int, np.integer)) or k_patches < 1:
+        raise ForecastError(f"k_patches must be a positive integer, got {k_patches!r}")
+    H = k_patches * P
+    if len(series) - H < P:
+        raise ForecastError(f"holding out {H} values leaves {max(len(series) - H, 0)}; "
+                            f"the context needs at least one patch ({P} values)")
+    history, truth = series[:-H], series[-H:]
+    fc = forecast(model, history, k_patches, n_samples=n_samples, seed=seed)
+    scores = score_forecast(truth, fc.samples if fc.probabilistic else fc.mean, history,
+                            period=period)
+    return Holdout(fc, truth, history, scores)
 
 
 @torch.no_grad()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, IO
 
@@ -44,7 +45,6 @@ STALE_TEMP_SECONDS = 3600
 def remove_stale_temps(folder, max_age: float = STALE_TEMP_SECONDS) -> list[Path]:
     """Delete atomic_write's temporary files in folder that are older than max_age seconds:
     the leftovers of writes that were killed (a live write's file is seconds old)."""
-    import time
     removed = []
     folder = Path(folder)
     if not folder.is_dir():

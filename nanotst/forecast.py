@@ -155,34 +155,6 @@ def forecast(model: PatchForecaster, context, horizon_patches: int, n_samples: i
         probabilistic=cfg.probabilistic, notes=notes)
 
 
-@dataclass
-class Holdout:
-    """A forecast of the last k patches of a series from everything before them."""
-    forecast: Forecast
-    truth: np.ndarray      # (k*P,) the held-out values
-    history: np.ndarray    # (T - k*P,) everything before them
-    scores: dict           # evaluate.score_forecast(...) of the forecast against the truth
-
-
-def holdout_forecast(model: PatchForecaster, series, k_patches: int, n_samples: int = 100,
-                     seed: int = 0, period: int | None = None) -> Holdout:
-    """Cut off the last k_patches patches, forecast them from the rest and score the result."""
-    from .evaluate import score_forecast
-    series = np.asarray(series, dtype=np.float64).ravel()
-    P = model.config.patch_size
-    if not isinstance(k_patches, (int, np.integer)) or k_patches < 1:
-        raise ForecastError(f"k_patches must be a positive integer, got {k_patches!r}")
-    H = k_patches * P
-    if len(series) - H < P:
-        raise ForecastError(f"holding out {H} values leaves {max(len(series) - H, 0)}; "
-                            f"the context needs at least one patch ({P} values)")
-    history, truth = series[:-H], series[-H:]
-    fc = forecast(model, history, k_patches, n_samples=n_samples, seed=seed)
-    scores = score_forecast(truth, fc.samples if fc.probabilistic else fc.mean, history,
-                            period=period)
-    return Holdout(fc, truth, history, scores)
-
-
 if __name__ == "__main__":
     # latency check: python -m nanotst.forecast [threads]  (default 0.8M model, 100 paths x 64)
     import sys

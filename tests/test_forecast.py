@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from nanotst.config import ModelConfig
-from nanotst.forecast import (Forecast, ForecastError, forecast, holdout_forecast, prepare_context,
-                              sample_paths)
+from nanotst.evaluate import holdout_forecast
+from nanotst.forecast import Forecast, ForecastError, forecast, prepare_context, sample_paths
 from nanotst.model import build_model
 
 TINY = dict(context_length=64, patch_size=8, d_model=16, n_heads=2, n_layers=2, dropout=0.0)

@@ -17,7 +17,6 @@ def test_a_released_run_is_found_again_by_its_id():
     store = RunStore()
     tab = object()
     run = store.attach(None, tab)
-    run.training.settings = run.training.settings   # the run's own TrainingSession
     store.release(tab)
     reloaded = object()
     assert store.attach(run.run_id, reloaded) is run
