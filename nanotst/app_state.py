@@ -202,20 +202,13 @@ def pipeline_stages(model: PatchForecaster, values: np.ndarray) -> list[Stage]:
               Stage("normalized", str(x.shape[1]), ((x - loc) / scale)[0].numpy(),
                     f"(x − {float(loc):.3g}) / {float(scale):.3g}: mean 0, std 1"),
               Stage("patches", f"{N}×{P}", patches[0].numpy(), f"{N} tokens of {P} values")]
-    if hasattr(model, "blocks"):
-        h = model.embed_patches(patches, mask)
-        where = "plus a learned position" if cfg.position == "learned" else "positions are rotary (in attention)"
-        stages.append(Stage("embeddings", fmt(h), h[0].numpy(),
-                            f"each patch → {cfg.d_model} numbers, {where}"))
-        for i, block in enumerate(model.blocks):
-            h, _ = block(h)
-            stages.append(Stage(f"block {i}", fmt(h), h[0].numpy(),
-                                "attention mixes earlier patches in, then a GELU FFN"))
-    elif hasattr(model, "attn"):
-        h = model.embed(model.embed_input(patches, mask))
-        stages.append(Stage("embeddings", fmt(h), h[0].numpy(), f"each patch → {cfg.d_model} numbers"))
-        h, _ = model.attn(h)
-        stages.append(Stage("attention", fmt(h), h[0].numpy(), "one causal attention head"))
+    where = {"learned": ", plus a learned position", "rope": ", positions are rotary (in attention)"}
+    notes = {"embeddings": f"each patch → {cfg.d_model} numbers"
+                           + (where[cfg.position] if cfg.rung in ("transformer", "nanotst") else ""),
+             "attention": "one causal attention head"}
+    for name, h in model.hidden_states(x):
+        stages.append(Stage(name, fmt(h), h[0].numpy(),
+                            notes.get(name, "attention mixes earlier patches in, then a GELU FFN")))
     pred = model(x)
     stages.append(Stage("μ (next patch)", fmt(pred.mu), pred.mu[0].numpy(),
                         "row n is the predicted patch n+1"))
@@ -647,8 +640,8 @@ class AttentionAnalysis:
 
 
 def attention_analysis(model: PatchForecaster, values: np.ndarray, k: int = 3) -> AttentionAnalysis | None:
-    """Everything the Attention page shows, from nanotst.inspect; None for the linear rung."""
-    from .inspect import (InspectError, attention_maps, attention_rollout, last_prediction_sources,
+    """Everything the Attention page shows, from nanotst.interpret; None for the linear rung."""
+    from .interpret import (InspectError, attention_maps, attention_rollout, last_prediction_sources,
                           top_sources)
     try:
         maps = attention_maps(model, values)

@@ -110,9 +110,14 @@ class CausalSelfAttention(nn.Module):
             self.register_buffer("cos", cos, persistent=False)
             self.register_buffer("sin", sin, persistent=False)
 
-    def forward(self, x, need_weights: bool = False, last_only: bool = False):
+    def forward(self, x, need_weights: bool = False, last_only: bool = False,
+                head_mask: torch.Tensor | None = None):
         """x (B, T, D) -> (B, T, D), or (B, 1, D) for the last query only (a forecast reads only
-        the last position; the keys and values still come from every position)."""
+        the last position; the keys and values still come from every position).
+
+        head_mask (H,) bool switches heads off: a head that is off adds nothing to the output
+        projection, and with every head off the layer's attention adds nothing at all (its
+        output bias belongs to the heads together)."""
         B, T, D = x.shape
         H = self.n_heads
         # one view + permute instead of split + 3 transposes: q, k, v are (B, H, T, hs) views
@@ -122,8 +127,8 @@ class CausalSelfAttention(nn.Module):
             q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         if last_only:
             # the last query sees every key, causal or not: no mask needed
-            y = F.scaled_dot_product_attention(q[:, :, -1:], k, v).transpose(1, 2).reshape(B, 1, D)
-            return self.resid_dropout(self.proj(y)), None
+            y = F.scaled_dot_product_attention(q[:, :, -1:], k, v)
+            return self.output(y, head_mask), None
         p = self.dropout if self.training else 0.0
         if need_weights or p > 0.0:
             # explicit path: the same computation, but we keep the softmax weights to show them,
@@ -137,8 +142,16 @@ class CausalSelfAttention(nn.Module):
         else:
             weights = None
             y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
-        y = y.transpose(1, 2).reshape(B, T, D)                      # (B, T, D)
-        return self.resid_dropout(self.proj(y)), weights if need_weights else None
+        return self.output(y, head_mask), weights if need_weights else None
+
+    def output(self, y: torch.Tensor, head_mask: torch.Tensor | None) -> torch.Tensor:
+        """Per-head outputs (B, H, T, hs) -> (B, T, D) through the output projection."""
+        B, H, T, hs = y.shape
+        if head_mask is not None:
+            if not head_mask.any():
+                return torch.zeros(B, T, H * hs, dtype=y.dtype, device=y.device)
+            y = y * head_mask.to(y.dtype).view(1, H, 1, 1)
+        return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, H * hs)))
 
 
 class MLP(nn.Module):
@@ -163,8 +176,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.d_model)
         self.mlp = MLP(config)
 
-    def forward(self, x, need_weights: bool = False, last_only: bool = False):
-        a, weights = self.attn(self.ln_1(x), need_weights, last_only)
+    def forward(self, x, need_weights: bool = False, last_only: bool = False, head_mask=None):
+        a, weights = self.attn(self.ln_1(x), need_weights, last_only, head_mask)
         x = (x[:, -1:] if last_only else x) + a
         x = x + self.mlp(self.ln_2(x))
         return x, weights
@@ -204,18 +217,37 @@ class PatchForecaster(nn.Module):
         return patches, observed.view(B, N, P), loc, scale
 
     def forward(self, x: torch.Tensor, need_attention: bool = False,
-                observed: torch.Tensor | None = None) -> Prediction:
+                observed: torch.Tensor | None = None,
+                head_mask: torch.Tensor | None = None) -> Prediction:
+        """head_mask (n_layers, n_heads) bool, True = on: a forward pass with some heads
+        switched off (an ablation), leaving the weights as they are."""
         patches, mask, loc, scale = self.patchify(x, observed)
-        mu, sigma, attention = self.predict(patches, mask, need_attention)
+        self.check_head_mask(head_mask)
+        mu, sigma, attention = self.predict(patches, mask, need_attention, head_mask)
         return Prediction(mu, sigma, loc, scale, attention if need_attention else None)
 
-    def predict(self, patches, mask, need_attention):
+    def predict(self, patches, mask, need_attention, head_mask=None):
         raise NotImplementedError
 
-    def predict_next(self, x: torch.Tensor):
+    @property
+    def head_grid(self) -> tuple[int, int]:
+        """(layers, heads per layer) of attention this rung has; (0, 0) for the linear rung."""
+        return 0, 0
+
+    def check_head_mask(self, head_mask) -> None:
+        if head_mask is not None and tuple(head_mask.shape) != self.head_grid:
+            raise ValueError(f"head_mask must have shape {self.head_grid} (layers, heads), "
+                             f"got {tuple(head_mask.shape)}")
+
+    def hidden_states(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """The states between the patch cut and the head, in order, each (B, N, D): what the
+        Overview's pipeline draws and what a probe reads. Empty for the linear rung."""
+        return []
+
+    def predict_next(self, x: torch.Tensor, head_mask: torch.Tensor | None = None):
         """The prediction of the patch after x (B, L): mu, sigma (or None) (B, P), loc, scale (B, 1).
         What a forecast step needs; the transformers compute only the last position's output."""
-        pred = self(x)
+        pred = self(x, head_mask=head_mask)
         sigma = None if pred.sigma is None else pred.sigma[:, -1]
         return pred.mu[:, -1], sigma, pred.loc, pred.scale
 
@@ -294,7 +326,7 @@ class LinearBaseline(PatchForecaster):
             self.linear.weight.copy_(torch.eye(config.patch_size))
             self.linear.bias.zero_()
 
-    def predict(self, patches, mask, need_attention):
+    def predict(self, patches, mask, need_attention, head_mask=None):
         return self.linear(patches), None, []
 
 
@@ -308,10 +340,19 @@ class SingleHeadAttention(PatchForecaster):
         self.head = nn.Linear(config.d_model, config.patch_size)
         self.apply(self._init_weights)
 
-    def predict(self, patches, mask, need_attention):
+    @property
+    def head_grid(self) -> tuple[int, int]:
+        return 1, 1
+
+    def predict(self, patches, mask, need_attention, head_mask=None):
         x = self.embed(self.embed_input(patches, mask))   # (B, N, D)
-        x, weights = self.attn(x, need_attention)
+        x, weights = self.attn(x, need_attention, head_mask=None if head_mask is None else head_mask[0])
         return self.head(x), None, [weights]
+
+    def hidden_states(self, x):
+        patches, mask, _, _ = self.patchify(x)
+        h = self.embed(self.embed_input(patches, mask))
+        return [("embeddings", h), ("attention", self.attn(h)[0])]
 
 
 class Transformer(PatchForecaster):
@@ -342,28 +383,43 @@ class Transformer(PatchForecaster):
             h = h + positions(self.pos, patches.size(1))
         return self.drop(h)
 
-    def encode(self, patches, mask, need_attention, last_only: bool = False):
+    @property
+    def head_grid(self) -> tuple[int, int]:
+        return self.config.n_layers, self.config.n_heads
+
+    def encode(self, patches, mask, need_attention, last_only: bool = False, head_mask=None):
         x = self.embed_patches(patches, mask)                                # (B, N, D)
         attention = []
         for i, block in enumerate(self.blocks):
-            x, weights = block(x, need_attention, last_only and i == len(self.blocks) - 1)
+            x, weights = block(x, need_attention, last_only and i == len(self.blocks) - 1,
+                               None if head_mask is None else head_mask[i])
             attention.append(weights)
         return self.ln_f(x), attention
+
+    def hidden_states(self, x):
+        patches, mask, _, _ = self.patchify(x)
+        h = self.embed_patches(patches, mask)
+        states = [("embeddings", h)]
+        for i, block in enumerate(self.blocks):
+            h, _ = block(h)
+            states.append((f"block {i}", h))
+        return states
 
     def read_out(self, h):
         """Final-norm states (B, T, D) -> mu (B, T, P) and sigma (or None)."""
         return self.head(h), None
 
-    def predict(self, patches, mask, need_attention):
-        x, attention = self.encode(patches, mask, need_attention)
+    def predict(self, patches, mask, need_attention, head_mask=None):
+        x, attention = self.encode(patches, mask, need_attention, head_mask=head_mask)
         mu, sigma = self.read_out(x)
         return mu, sigma, attention
 
-    def predict_next(self, x: torch.Tensor):
+    def predict_next(self, x: torch.Tensor, head_mask: torch.Tensor | None = None):
         """As PatchForecaster.predict_next, about a quarter cheaper: the last block runs its
         attention output, FFN and head for the last position only (tests check the numbers)."""
         patches, mask, loc, scale = self.patchify(x)
-        h, _ = self.encode(patches, mask, False, last_only=True)              # (B, 1, D)
+        self.check_head_mask(head_mask)
+        h, _ = self.encode(patches, mask, False, last_only=True, head_mask=head_mask)  # (B, 1, D)
         mu, sigma = self.read_out(h)
         return mu[:, 0], None if sigma is None else sigma[:, 0], loc, scale
 

@@ -246,3 +246,68 @@ def test_the_causal_mask_buffer_is_not_in_checkpoints():
     model = build_model(ModelConfig())
     assert not any("future" in k for k in model.state_dict())
     assert len(model.state_dict()) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("rung", ["attention", "transformer", "nanotst"])
+def test_a_head_mask_of_all_ones_changes_nothing(tiny_config, rung):
+    model = make(tiny_config, rung)
+    x = torch.randn(2, 64)
+    on = torch.ones(model.head_grid, dtype=torch.bool)
+    torch.testing.assert_close(model(x, head_mask=on).mu, model(x).mu)
+
+
+@pytest.mark.parametrize("position", ["learned", "rope"])
+def test_every_head_of_a_layer_off_equals_skipping_that_layers_attention(tiny_config, position):
+    model = make(tiny_config, "nanotst", position=position)
+    x = torch.randn(2, 64)
+    mask = torch.ones(model.head_grid, dtype=torch.bool)
+    mask[1] = False
+    ablated = model(x, head_mask=mask)
+    # the same forward pass by hand, with block 1's attention left out
+    patches, pad, _, _ = model.patchify(x)
+    h = model.embed_patches(patches, pad)
+    h, _ = model.blocks[0](h)
+    h = h + model.blocks[1].mlp(model.blocks[1].ln_2(h))
+    mu, sigma = model.read_out(model.ln_f(h))
+    torch.testing.assert_close(ablated.mu, mu)
+    torch.testing.assert_close(ablated.sigma, sigma)
+    # and the forecast path (the fast last step) agrees with the full pass
+    fast_mu, fast_sigma, _, _ = model.predict_next(x, head_mask=mask)
+    torch.testing.assert_close(fast_mu, ablated.mu[:, -1])
+
+
+def test_switching_one_head_off_changes_the_prediction_and_leaves_the_weights(tiny_config):
+    model = make(tiny_config, "nanotst")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(2, 64)
+    mask = torch.ones(model.head_grid, dtype=torch.bool)
+    mask[0, 1] = False
+    assert not torch.allclose(model(x, head_mask=mask).mu, model(x).mu)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_a_head_mask_of_the_wrong_shape_is_refused(tiny_config):
+    model = make(tiny_config, "nanotst")
+    with pytest.raises(ValueError, match="head_mask must have shape"):
+        model(torch.randn(1, 64), head_mask=torch.ones(3, 2, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("rung", RUNGS)
+def test_hidden_states_are_the_states_the_head_reads(tiny_config, rung):
+    model = make(tiny_config, rung)
+    x = torch.randn(2, 64)
+    states = model.hidden_states(x)
+    if rung == "linear":
+        assert states == []
+        return
+    names = [name for name, _ in states]
+    assert names[0] == "embeddings"
+    last = states[-1][1]
+    assert last.shape == (2, 8, tiny_config.d_model)
+    if rung in ("transformer", "nanotst"):
+        assert names[1:] == [f"block {i}" for i in range(tiny_config.n_layers)]
+        mu, _ = model.read_out(model.ln_f(last))
+    else:
+        mu = model.head(last)
+    torch.testing.assert_close(mu, model(x).mu)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nanotst.config import ModelConfig
-from nanotst.inspect import (AttentionMaps, InspectError, attention_maps, attention_rollout,
+from nanotst.interpret import (AttentionMaps, InspectError, attention_maps, attention_rollout,
                              format_top_sources, last_prediction_sources, top_sources)
 from nanotst.model import build_model
 
