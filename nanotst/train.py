@@ -31,6 +31,10 @@ EVAL_BATCH = 256
 # padded at the start to whole patches), so that case is trained too; learned positions count
 # back from the newest patch (model.positions).
 SHORT_INPUT_FRACTION = 0.5
+# Weight copies a run keeps at its snapshots (the Inside page reads them across training): at
+# most this many and this many bytes; past that every other older copy is dropped.
+MAX_WEIGHT_SNAPSHOTS = 16
+MAX_WEIGHT_SNAPSHOT_BYTES = 64 * 2**20
 
 
 def padded_pairs(series: torch.Tensor, length: int, patch_size: int):
@@ -119,6 +123,7 @@ class Trainer:
                                            fused=True)
         self.history: list[dict] = []
         self.snapshots: list[dict] = []
+        self.weight_snapshots: list[tuple[int, dict]] = []   # (step, state_dict), see _keep_weights
         self.step = 0
         self.stop_reason: str | None = None
         self.elapsed = 0.0                 # training seconds, evaluation excluded
@@ -275,6 +280,7 @@ class Trainer:
         self.optimizer.state.clear()
         self.history = [h for h in self.history if h["step"] <= good_step]
         self.snapshots = [s for s in self.snapshots if s["step"] <= good_step]
+        self.weight_snapshots = [w for w in self.weight_snapshots if w[0] <= good_step]
         self._loss_sum.zero_()
         self._loss_count = 0
         self.stop_reason = f"loss became {value} at step {bad_step}; kept the weights from step {good_step}"
@@ -329,6 +335,17 @@ class Trainer:
             return
         if force or self.step % self.snapshot_every == 0:
             self.snapshots.append(self.snapshot())
+            self._keep_weights()
+
+    def _keep_weights(self) -> None:
+        """A copy of the weights at this snapshot. Past the cap every other older copy goes (the
+        first and the newest stay), so the copies stay spread over the whole run."""
+        self.weight_snapshots.append((self.step, self._copy_state()))
+        nbytes = sum(v.numel() * v.element_size() for v in self.weight_snapshots[0][1].values())
+        cap = max(2, min(MAX_WEIGHT_SNAPSHOTS, MAX_WEIGHT_SNAPSHOT_BYTES // max(1, nbytes)))
+        if len(self.weight_snapshots) > cap:
+            *older, newest = self.weight_snapshots
+            self.weight_snapshots = older[::2] + [newest]
 
     def _copy_state(self) -> dict:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
