@@ -32,11 +32,11 @@ def main():
     torch.manual_seed(0)
     model = nanotst_model().eval()
     context = np.sin(np.linspace(0, 12 * np.pi, 512)) + 0.1 * np.random.default_rng(0).normal(size=512)
-    fns = {"nanotst forecast()": lambda: forecast(model, context, horizon_patches=2, n_samples=100)}
+    fns = {"nanotst forecast()": lambda: forecast(model, context, 64, n_samples=100)}
     if args.bf16:
         def bf16_fn():
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                return forecast(model, context, horizon_patches=2, n_samples=100)
+                return forecast(model, context, 64, n_samples=100)
         fns["nanotst forecast() bf16"] = bf16_fn
     if not args.no_peer:
         peer = patchtst_model(prediction_length=64).eval()
@@ -47,7 +47,7 @@ def main():
                 return peer.generate(past_values=past).sequences  # (1, 100, 64, 1)
         assert peer_fn().shape == (1, 100, 64, 1)
         fns["patchtst generate()"] = peer_fn
-    out = forecast(model, context, horizon_patches=2, n_samples=100)
+    out = forecast(model, context, 64, n_samples=100)
     assert out.samples.shape == (100, 64)
 
     rows, info = [], machine()

@@ -38,7 +38,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from nanotst.data import _wave  # noqa: E402
-from nanotst.evaluate import seasonal_naive_scale  # noqa: E402
+from nanotst.baselines import seasonal_naive_forecast  # noqa: E402
+from nanotst.metrics import mae as mean_abs_error, seasonal_naive_scale, weighted_quantile_loss  # noqa: E402
 
 CONTEXT = 512
 QUANTILES = (0.1, 0.5, 0.9)
@@ -194,7 +195,7 @@ def seasonal_naive(context, h, season):
     if season <= 1 or len(context) <= season:
         return naive(context, h, 1)
     t0 = time.perf_counter()
-    point = context[-season:][np.arange(h) % season]
+    point = seasonal_naive_forecast(context, h, season)
     resid = context[season:] - context[:-season]
     k = np.arange(h) // season
     sigma = np.std(resid) * np.sqrt(k + 1)
@@ -250,31 +251,18 @@ def nanotst(model, n_samples: int):
 
     def run(context, h, season):
         t0 = time.perf_counter()
-        fc = forecast(model, context, -(-h // model.config.patch_size), n_samples=n_samples,
-                      quantiles=QUANTILES, seed=0)
-        qs = {q: fc.quantiles[q][:h] for q in QUANTILES}
+        fc = forecast(model, context, h, n_samples=n_samples, quantiles=QUANTILES, seed=0)
+        qs = {q: fc.quantiles[q] for q in QUANTILES}
         return Result(qs[0.5], qs, time.perf_counter() - t0)
     return run
 
 
 # ---- scores ----------------------------------------------------------------------------------
 
-def weighted_quantile_loss(y, quantiles: dict) -> float:
-    """Mean over the levels of 2 * sum of pinball losses / sum |y|."""
-    denom = np.sum(np.abs(y))
-    if denom == 0:
-        return float("nan")
-    losses = []
-    for q, pred in quantiles.items():
-        diff = y - pred
-        losses.append(2 * np.sum(np.maximum(q * diff, (q - 1) * diff)) / denom)
-    return float(np.mean(losses))
-
-
 def score(y, result: Result, snaive_mae: float, mase_scale: float) -> dict:
     if result.mean is None:
         return {"error": result.error, "seconds": result.seconds}
-    mae = float(np.mean(np.abs(y - result.mean)))
+    mae = mean_abs_error(y, result.mean)
     lo, hi = result.quantiles[0.1], result.quantiles[0.9]
     return {"rel_mae": mae / snaive_mae if snaive_mae > 0 else float("nan"),
             "mase": mae / mase_scale if mase_scale > 0 else float("nan"),

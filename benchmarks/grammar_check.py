@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 
 from nanotst.checkpoints import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
 from nanotst.evaluate import grammar_eval  # noqa: E402
-from nanotst.train import grammar_noise_floor  # noqa: E402
+from nanotst.evaluate import grammar_noise_floor  # noqa: E402
 
 
 def noisy_draws(model, n: int = 40, seed: int = 123) -> np.ndarray:

@@ -12,12 +12,13 @@ one-line message, never code execution.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -193,15 +194,15 @@ def _check_metadata(ckpt: dict, label: str) -> None:
                 isinstance(s, dict) and isinstance(s.get("step"), int) and isinstance(s.get("grammar"), dict)
                 and all(isinstance(c, dict) for c in s["grammar"].values()) for s in snapshots):
             bad("snapshots", "are not a list of {step, grammar} records")
-    for field in ("metrics", "data_spec"):
-        if ckpt.get(field) is not None and not isinstance(ckpt[field], dict):
-            bad(field, "is not a dict")
+    for key in ("metrics", "data_spec"):
+        if ckpt.get(key) is not None and not isinstance(ckpt[key], dict):
+            bad(key, "is not a dict")
     grammar = (ckpt.get("metrics") or {}).get("grammar")
     if grammar is not None and not _grammar_ok(grammar):
         bad("metrics", "has grammar results that are not {case: {mse, sigma}}")
-    for field in ("name", "created"):
-        if ckpt.get(field) is not None and not isinstance(ckpt[field], str):
-            bad(field, "is not text")
+    for key in ("name", "created"):
+        if ckpt.get(key) is not None and not isinstance(ckpt[key], str):
+            bad(key, "is not text")
 
 
 def _grammar_ok(grammar) -> bool:
@@ -330,3 +331,104 @@ def safe_checkpoint_path(folder, name: str) -> Path:
     if path.parent != folder:
         raise CheckpointError(f"invalid checkpoint name {name!r}")
     return path
+
+
+# ---------------------------------------------------------------- the active-model sources
+# (the app's sidebar: the shipped model, saved runs, an upload, an untrained fallback)
+
+CHECKPOINT_DIR_ENV = "NANOTST_CHECKPOINT_DIR"
+DEFAULT_CHECKPOINT_ENV = "NANOTST_DEFAULT_CHECKPOINT"
+
+
+def checkpoint_dir() -> Path:
+    """Where runs are saved and listed: $NANOTST_CHECKPOINT_DIR, else checkpoints/."""
+    env = os.environ.get(CHECKPOINT_DIR_ENV)
+    return Path(env) if env else CHECKPOINT_DIR
+
+
+def default_checkpoint_path() -> Path:
+    env = os.environ.get(DEFAULT_CHECKPOINT_ENV)
+    return Path(env) if env else DEFAULT_CHECKPOINT
+
+
+@dataclass
+class ActiveModel:
+    """The model every analysis page uses, with what is known about how it was made."""
+    key: str                       # stable id for caches: changes whenever the weights change
+    label: str
+    source: str                    # "default" | "saved" | "uploaded" | "untrained"
+    model: PatchForecaster
+    train_config: TrainConfig | None = None
+    history: list = field(default_factory=list)
+    snapshots: list = field(default_factory=list)
+    data_spec: dict | None = None
+    metrics: dict | None = None
+    created: str | None = None
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+
+def from_loaded(ck, key: str, label: str, source: str) -> ActiveModel:
+    return ActiveModel(key=key, label=label, source=source, model=ck.model,
+                       train_config=ck.train_config, history=ck.history, snapshots=ck.snapshots,
+                       data_spec=ck.data_spec, metrics=ck.metrics, created=ck.created)
+
+
+def load_path(path) -> ActiveModel:
+    """Load a checkpoint file (raises checkpoints.CheckpointError with a one-line message)."""
+    path = Path(path)
+    ck = load_checkpoint(path)
+    key = f"file:{path.resolve()}:{path.stat().st_mtime_ns}"
+    source = "default" if path.resolve() == default_checkpoint_path().resolve() else "saved"
+    return from_loaded(ck, key, ck.name or path.stem, source)
+
+
+def load_upload(data: bytes, name: str) -> ActiveModel:
+    buf = io.BytesIO(data)
+    buf.name = name
+    ck = load_checkpoint(buf)
+    digest = hashlib.sha1(data).hexdigest()[:12]
+    return from_loaded(ck, f"upload:{digest}", f"{name} (uploaded)", "uploaded")
+
+
+def untrained_model(config: ModelConfig | None = None, seed: int = 0) -> ActiveModel:
+    """A fallback when no checkpoint exists: honest about being untrained."""
+    config = config or ModelConfig()
+    torch.manual_seed(seed)
+    model = build_model(config).eval()
+    return ActiveModel(key=f"untrained:{seed}:{sorted(config.to_dict().items())}",
+                       label="untrained model (no checkpoint found)", source="untrained", model=model)
+
+
+def saved_runs() -> list:
+    """checkpoints.CheckpointInfo for every run in the checkpoint folder except the default."""
+    folder = checkpoint_dir()
+    default = default_checkpoint_path().resolve()
+    return [i for i in list_checkpoints(folder) if Path(i.path).resolve() != default]
+
+
+def model_card(active: ActiveModel) -> dict:
+    """What the Overview shows about the active model, as plain values."""
+    cfg = active.config
+    card = {"name": active.label, "source": active.source, "rung": cfg.rung,
+            "parameters": active.model.num_params(), "config": cfg.to_dict(),
+            "created": active.created}
+    if active.train_config is not None:
+        tc = active.train_config
+        card["training"] = {"series": tc.n_series, "epochs": tc.epochs, "batch size": tc.batch_size,
+                            "learning rate": tc.lr, "seed": tc.seed,
+                            "steps": active.history[-1]["step"] if active.history else None}
+        # a run started from another checkpoint's weights (train --init): the numbers above are
+        # this run's only
+        if (active.data_spec or {}).get("init_from"):
+            card["training"]["continued from"] = active.data_spec["init_from"]
+    if active.data_spec:
+        card["data"] = active.data_spec
+    grammar = (active.metrics or {}).get("grammar")
+    if grammar is None and active.history:
+        grammar = active.history[-1].get("grammar")
+    card["grammar"] = grammar
+    card["noise_floor"] = (active.metrics or {}).get("noise_floor")
+    return card

@@ -18,15 +18,17 @@ from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
 
+from .backtest import BacktestError, backtest
 from .checkpoints import CHECKPOINT_DIR, CheckpointError, load_checkpoint, save_checkpoint
 from .config import POSITIONS, ConfigError, ModelConfig, TrainConfig
 from .data import MIXES, SignalError
 from .files import atomic_write
-from .forecast import ForecastError
+from .forecast import QUANTILES, ForecastError, forecast
 from .model import with_dropout
-from .userdata import DataError
+from .userdata import DataError, future_times
 
-EXPECTED_ERRORS = (ConfigError, SignalError, CheckpointError, DataError, ForecastError, OSError)
+EXPECTED_ERRORS = (ConfigError, SignalError, CheckpointError, DataError, BacktestError, ForecastError,
+                   OSError)
 MAX_INPUT_BYTES = 10_000_000
 
 
@@ -213,7 +215,7 @@ def add_evaluate(sub) -> None:
 
 def evaluate_checkpoint(path) -> dict:
     from .evaluate import grammar_eval
-    from .train import grammar_noise_floor
+    from .evaluate import grammar_noise_floor
     ck = load_checkpoint(path)
     cfg = ck.model_config
     history = ck.history
@@ -299,21 +301,21 @@ def _load_series(args):
 def add_forecast(sub) -> None:
     p = sub.add_parser("forecast", help="forecast the values after a CSV series")
     _add_series_input(p)
-    p.add_argument("--quantiles", type=_parse_quantiles, default=(0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95),
-                   help="comma-separated levels (default 0.05,0.1,0.25,0.5,0.75,0.9,0.95)")
-    p.add_argument("--output", type=Path, required=True, help="CSV to write: step, mean, q5, ...")
+    p.add_argument("--quantiles", type=_parse_quantiles, default=QUANTILES,
+                   help=f"comma-separated levels (default {','.join(f'{q:g}' for q in QUANTILES)}: "
+                        f"the median and the edges of the 50%%, 80%% and 95%% bands)")
+    p.add_argument("--output", type=Path, required=True, help="CSV to write: step, mean, q2.5, ...")
     p.set_defaults(func=cmd_forecast)
 
 
 def cmd_forecast(args) -> int:
-    from .userforecast import forecast_frame, future_forecast
     if args.output.is_dir():
         raise CLIError(f"--output {args.output} is a folder; give a file name such as forecast.csv")
     model, series = _load_series(args)
-    fc = future_forecast(model, series.values, args.horizon, n_samples=args.samples, seed=args.seed)
+    fc = forecast(model, series.values, args.horizon, n_samples=args.samples, seed=args.seed)
     for note in fc.notes:
         print(f"note: {note}", file=sys.stderr)
-    frame = forecast_frame(fc, quantiles=args.quantiles)
+    frame = fc.to_frame(future_times(series.times, args.horizon), quantiles=args.quantiles)
     atomic_write(args.output, lambda f: frame.to_csv(f, index=False), binary=False)
     print(f"wrote {len(frame)} steps of {series.name!r} to {args.output}", file=sys.stderr)
     return 0
@@ -329,23 +331,21 @@ def add_backtest(sub) -> None:
 
 
 def cmd_backtest(args) -> int:
-    from .userdata import backtest
-    from .userforecast import linear_for
     model, series = _load_series(args)
     if args.period is not None and args.period < 1:
         raise CLIError(f"--period must be a positive number of values, got {args.period}")
-    history = series.values[:-args.horizon]
     result = backtest(model, series.values, args.horizon, period=args.period,
-                      n_samples=args.samples, linear_model=linear_for(model, history), seed=args.seed)
+                      n_samples=args.samples, seed=args.seed)
     if args.json:
         clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v
         print(json.dumps({"input": str(args.input), "column": series.name, "horizon": args.horizon,
-                          "period": result.period, "notes": series.notes + result.forecast.notes,
-                          "methods": [{k: clean(v) for k, v in row.items()} for row in result.rows]}))
+                          "period": result.period, "period_detected": result.period_detected,
+                          "notes": series.notes + result.notes,
+                          "methods": [{k: clean(v) for k, v in row.items()} for row in result.rows()]}))
         return 0
     print(f"{args.input}: {series.name!r}, {len(series)} values; held out the last {args.horizon}; "
-          f"season period {result.period}")
-    print(result.to_frame().to_string(float_format=lambda v: f"{v:.3f}", na_rep="-"))
+          f"season period {result.period}{' (detected)' if result.period_detected else ''}")
+    print(result.table().to_string(float_format=lambda v: f"{v:.3f}", na_rep="-"))
     return 0
 
 

@@ -582,3 +582,56 @@ def probe_cases(length: int = 512, seed: int = 0) -> dict[str, tuple[np.ndarray,
         "noisy_sine": SignalSpec("sine", length, period=length / 6, amplitude=1.0, noise=0.3, seed=seed),
     }
     return {name: design_signal(spec) for name, spec in specs.items()}
+
+
+# ---------------------------------------------------------------- named signals (the pages' pickers)
+
+GRAMMAR = "grammar case"
+PROBE = "probe signal"
+FAMILY = "random from a family"
+SIGNAL_SOURCES = (GRAMMAR, PROBE, FAMILY)
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    values: np.ndarray
+    noise_std: float | None      # true noise std in original units, when known
+    family: str | None = None
+    period: int | None = None    # the season in values, when the signal repeats (what a backtest uses)
+
+
+def _period(length: int, freq: float) -> int | None:
+    """Values per cycle of a signal with `freq` cycles over `length` values; None for none."""
+    return int(round(length / freq)) if freq > 0 and length / freq >= 2 else None
+
+
+def signal_names(source: str) -> list[str]:
+    if source == GRAMMAR:
+        return list(grammar_cases(64))
+    if source == PROBE:
+        return list(probe_cases(64))
+    if source == FAMILY:
+        return list(FAMILIES)
+    raise SignalError(f"unknown signal source {source!r}")
+
+
+def get_signal(source: str, name: str, length: int = 512, seed: int = 0) -> Signal:
+    """A named signal from one of SIGNAL_SOURCES."""
+    if source == GRAMMAR:
+        periodic = name in ("sine", "noisy")        # four cycles over linspace(0, 8 pi, length)
+        return Signal(name, grammar_cases(length, seed)[name], GRAMMAR_NOISE_STD.get(name), name,
+                      _period(length - 1, 4.0) if periodic else None)
+    if source == PROBE:
+        values, f = probe_cases(length, seed)[name]
+        return Signal(name, values, f.noise_std, f.family, _period(length, f.freq))
+    if source == FAMILY:
+        values, f = generate(name, length, np.random.default_rng(seed))
+        return Signal(f"{name} (seed {seed})", values.astype(np.float32), f.noise_std, f.family,
+                      _period(length, f.freq))
+    raise SignalError(f"unknown signal source {source!r}")
+
+
+def designed_signal(spec: SignalSpec) -> Signal:
+    values, f = design_signal(spec)
+    return Signal(f"designed {spec.kind}", values, f.noise_std, f.family, _period(spec.length, f.freq))

@@ -1,5 +1,8 @@
 """Probabilistic forecasting: batched autoregressive sampling of whole patches, then quantiles.
 
+    fc = forecast(model, context, horizon=36)     # context in any units, horizon in values
+    fc.median, fc.interval(0.8), fc.to_frame()    # the same units as the context
+
 All sample paths run as one batch. The context is standardized in float64 first (any units work),
 and each step feeds the most recent <= context_length values to the model (which pads them to
 whole patches), samples the next patch from N(mu, sigma) in that step's normalized
@@ -11,14 +14,17 @@ ever uses noise[i], so a path does not depend on how many other paths run beside
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 
+from .metrics import BAND_LEVELS, band_quantiles
 from .model import PatchForecaster, eval_mode
 
-DEFAULT_QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+QUANTILES = band_quantiles()    # (0.025, 0.1, 0.25, 0.5, 0.75, 0.9, 0.975): the bands' edges
 MAX_HORIZON = 10_000            # values ahead
 MAX_SAMPLES = 10_000            # sample paths
 MAX_SAMPLE_VALUES = 20_000_000  # paths x horizon: 160 MB of float64 samples
@@ -30,7 +36,7 @@ class ForecastError(ValueError):
 
 @dataclass
 class Forecast:
-    """A forecast of horizon H = horizon_patches * patch_size values, in original units."""
+    """A forecast of H values after the context, in the context's units."""
     samples: np.ndarray                 # (n_samples, H) sample paths
     mean: np.ndarray                    # (H,)
     median: np.ndarray                  # (H,)
@@ -56,6 +62,33 @@ class Forecast:
         if lo in self.quantiles and hi in self.quantiles:
             return self.quantiles[lo], self.quantiles[hi]
         return np.quantile(self.samples, lo, axis=0), np.quantile(self.samples, hi, axis=0)
+
+    def bands(self, levels=BAND_LEVELS) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """{coverage %: (lower, upper)} of the central bands, as the fan charts draw them."""
+        return {round(100 * lv): self.interval(lv) for lv in levels}
+
+    def quantile(self, level: float) -> np.ndarray:
+        level = round(float(level), 6)
+        return self.quantiles[level] if level in self.quantiles else np.quantile(self.samples, level, axis=0)
+
+    def to_frame(self, times=None, truth=None, quantiles=QUANTILES) -> pd.DataFrame:
+        """The one download format: step (1 = right after the context), time (when given), mean,
+        one column per quantile (q + level in percent: q2.5, q10, ..., q97.5), and truth (when
+        the values were held out)."""
+        cols: dict = {"step": np.arange(1, self.horizon + 1)}
+        if times is not None:
+            cols["time"] = np.asarray(times)[:self.horizon]
+        cols["mean"] = self.mean
+        for q in quantiles:
+            cols[quantile_name(q)] = self.quantile(q)
+        if truth is not None:
+            cols["truth"] = np.asarray(truth, dtype=np.float64)[:self.horizon]
+        return pd.DataFrame(cols)
+
+
+def quantile_name(level: float) -> str:
+    """0.05 -> 'q5', 0.975 -> 'q97.5'."""
+    return f"q{round(100 * float(level), 6):g}"
 
 
 def prepare_context(values, patch_size: int, context_length: int) -> tuple[np.ndarray, int, int]:
@@ -109,23 +142,26 @@ def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Ten
     return paths[:, context.size(1):]
 
 
-def forecast(model: PatchForecaster, context, horizon_patches: int, n_samples: int = 100,
-             quantiles=DEFAULT_QUANTILES, seed: int = 0) -> Forecast:
-    """Sample n_samples future paths of horizon_patches patches after `context` (1-D values)."""
+def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100,
+             quantiles=QUANTILES, seed: int = 0) -> Forecast:
+    """Sample n_samples paths of `horizon` values after `context` (1-D values, any length up to
+    the context length used; older values are dropped, a short context is padded). The model
+    samples whole patches; the forecast keeps the first `horizon` values."""
     cfg = model.config
     P = cfg.patch_size
-    if not isinstance(horizon_patches, (int, np.integer)) or horizon_patches < 1:
-        raise ForecastError(f"horizon_patches must be a positive integer, got {horizon_patches!r}")
+    if not isinstance(horizon, (int, np.integer)) or isinstance(horizon, bool) or horizon < 1:
+        raise ForecastError(f"the horizon must be a positive number of values, got {horizon!r}")
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise ForecastError(f"n_samples must be a positive integer, got {n_samples!r}")
-    if horizon_patches * P > MAX_HORIZON:
-        raise ForecastError(f"the horizon is at most {MAX_HORIZON:,} values, got {horizon_patches * P:,}")
+    if horizon > MAX_HORIZON:
+        raise ForecastError(f"the horizon is at most {MAX_HORIZON:,} values, got {horizon:,}")
+    horizon_patches = math.ceil(horizon / P)
     if n_samples > MAX_SAMPLES or n_samples * horizon_patches * P > MAX_SAMPLE_VALUES:
-        raise ForecastError(f"{n_samples:,} sample paths of {horizon_patches * P:,} values are too many; "
+        raise ForecastError(f"{n_samples:,} sample paths of {horizon:,} values are too many; "
                             f"at most {MAX_SAMPLES:,} paths and {MAX_SAMPLE_VALUES:,} values in all")
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ForecastError(f"seed must be a non-negative integer, got {seed!r}")
-    levels = tuple(float(q) for q in quantiles)
+    levels = tuple(round(float(q), 6) for q in quantiles)
     if any(not 0.0 <= q <= 1.0 for q in levels):
         raise ForecastError(f"quantile levels must be in [0, 1], got {levels}")
     values, padded, truncated = prepare_context(context, P, cfg.context_length)
@@ -138,7 +174,7 @@ def forecast(model: PatchForecaster, context, horizon_patches: int, n_samples: i
                                                  dtype=np.float32)).to(device)
     x = torch.from_numpy(unit.astype(np.float32)).to(device).unsqueeze(0)
     with eval_mode(model), torch.inference_mode():
-        samples = sample_paths(model, x, noise).double().cpu().numpy() * scale + loc
+        samples = sample_paths(model, x, noise)[:, :horizon].double().cpu().numpy() * scale + loc
 
     notes = []
     if truncated:
@@ -168,11 +204,11 @@ if __name__ == "__main__":
     net = build_model(ModelConfig()).eval()
     series = np.sin(np.arange(512) / 10.0)
     for _ in range(5):
-        forecast(net, series, 2, n_samples=100)
+        forecast(net, series, 64, n_samples=100)
     times = []
     for _ in range(100):
         t0 = time.perf_counter()
-        forecast(net, series, 2, n_samples=100)
+        forecast(net, series, 64, n_samples=100)
         times.append(time.perf_counter() - t0)
     print(f"100 paths x 64 steps: median {1e3 * np.median(times):.1f} ms, "
           f"min {1e3 * np.min(times):.1f} ms over {len(times)} runs, "

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .evaluate import whole_patches
 from .forecast import prepare_context
 from .model import PatchForecaster, eval_mode
 
@@ -121,3 +122,79 @@ def last_prediction_sources(maps: AttentionMaps) -> LastPredictionSources:
     """The weight of every past patch for the last query, per layer and rolled out."""
     return LastPredictionSources(maps.head_mean()[:, -1, :], attention_rollout(maps)[-1],
                                  list(maps.patch_ranges))
+
+
+# ---------------------------------------------------------------- what the Attention page shows
+
+@dataclass
+class AttentionAnalysis:
+    maps: np.ndarray            # (L, H, N, N) query x key
+    rollout: np.ndarray         # (N, N) attention flow through all layers (residual included)
+    last_sources: np.ndarray    # (N,) what the last prediction draws on (rollout row)
+    last_per_layer: np.ndarray  # (L, N) the last query's row per layer, heads averaged
+    top: list                   # per query patch: [(key patch, weight), ...] (last layer, heads averaged)
+    values: np.ndarray          # the series the model saw
+    causal: bool
+
+
+def attention_analysis(model: PatchForecaster, values: np.ndarray, k: int = 3) -> AttentionAnalysis | None:
+    """Everything the Attention page shows; None for the linear rung."""
+    try:
+        maps = attention_maps(model, values)
+    except InspectError:
+        if model.config.rung == "linear":
+            return None
+        raise
+    last = last_prediction_sources(maps)
+    return AttentionAnalysis(maps=maps.weights, rollout=attention_rollout(maps),
+                             last_sources=last.rollout, last_per_layer=last.per_layer,
+                             top=top_sources(maps, k), values=maps.context, causal=maps.causal)
+
+
+def top_sources_rows(a: AttentionAnalysis, patch_size: int) -> list[dict]:
+    rows = []
+    for q, sources in enumerate(a.top):
+        row = {"query patch": q, "time range": f"{q * patch_size}–{(q + 1) * patch_size - 1}",
+               "predicts patch": q + 1}
+        for i, (j, w) in enumerate(sources, 1):
+            row[f"source {i}"] = f"patch {j} ({w:.2f})"
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- the Overview's pipeline
+
+@dataclass
+class Stage:
+    name: str
+    shape: str
+    array: np.ndarray       # 1-D or 2-D, batch dimension dropped
+    note: str = ""
+
+
+@torch.no_grad()
+def pipeline_stages(model: PatchForecaster, values: np.ndarray) -> list[Stage]:
+    """Every intermediate tensor of one forward pass, for the Overview's pipeline."""
+    cfg = model.config
+    x = torch.as_tensor(whole_patches(model, values)).unsqueeze(0)
+    patches, mask, loc, scale = model.patchify(x)
+    N, P = patches.shape[1:]
+    fmt = lambda t: "×".join(str(s) for s in t.shape[1:])  # noqa: E731
+    stages = [Stage("raw series", str(x.shape[1]), x[0].numpy(), "the values as given"),
+              Stage("normalized", str(x.shape[1]), ((x - loc) / scale)[0].numpy(),
+                    f"(x − {float(loc):.3g}) / {float(scale):.3g}: mean 0, std 1"),
+              Stage("patches", f"{N}×{P}", patches[0].numpy(), f"{N} tokens of {P} values")]
+    where = {"learned": ", plus a learned position", "rope": ", positions are rotary (in attention)"}
+    notes = {"embeddings": f"each patch → {cfg.d_model} numbers"
+                           + (where[cfg.position] if cfg.rung in ("transformer", "nanotst") else ""),
+             "attention": "one causal attention head"}
+    for name, h in model.hidden_states(x):
+        stages.append(Stage(name, fmt(h), h[0].numpy(),
+                            notes.get(name, "attention mixes earlier patches in, then a GELU FFN")))
+    pred = model(x)
+    stages.append(Stage("μ (next patch)", fmt(pred.mu), pred.mu[0].numpy(),
+                        "row n is the predicted patch n+1"))
+    if pred.sigma is not None:
+        stages.append(Stage("σ (next patch)", fmt(pred.sigma), pred.sigma[0].numpy(),
+                            "the model's uncertainty for each value"))
+    return stages

@@ -236,8 +236,10 @@ def loss_figure(history: Sequence[Mapping], title: str = "Loss", y_label: str = 
 
 def grammar_curves_figure(history: Sequence[Mapping], metric: str = "mse",
                           title: str = "Grammar: error per case (what it learns first)",
-                          log_y: bool = True, height: int = 320) -> go.Figure:
-    """Per grammar case, the next-patch error against the step: the learning order."""
+                          log_y: bool = True, height: int = 320,
+                          floors: Mapping[str, float] | None = None) -> go.Figure:
+    """Per grammar case, the next-patch error against the step: the learning order; each case's
+    noise floor (the best a model can do) dotted, when given."""
     label = {"mse": "next-patch MSE (normalized)", "sigma": "mean predicted σ"}.get(metric, metric)
     fig = _fig(title, "step", label, height=height)
     cases: list[str] = []
@@ -252,6 +254,9 @@ def grammar_curves_figure(history: Sequence[Mapping], metric: str = "mse",
             xs, ys = zip(*pts)
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=case,
                                      line=dict(color=case_color(case, i)), marker=dict(size=4)))
+        if floors and floors.get(case):
+            fig.add_hline(y=floors[case], line=dict(dash="dot", color=case_color(case, i)),
+                          annotation_text=f"{case} noise floor")
     if log_y:
         fig.update_yaxes(type="log")
     return fig
@@ -285,6 +290,61 @@ def grammar_predictions_figure(grammar: Mapping[str, Mapping], patch_size: int,
     fig.update_layout(**{**LAYOUT, "height": height, "title": dict(text=title),
                          "legend": dict(orientation="h", x=0, xanchor="left", y=-0.12, yanchor="top"),
                          "margin": dict(l=60, r=20, t=60, b=70)})
+    return fig
+
+
+def _rounded(a, digits: int = 4) -> list:
+    """A rounded plain list: keeps a figure with many frames small."""
+    return np.round(np.asarray(a, dtype=float), digits).tolist()
+
+
+def _case_traces(case: str, pred: Mapping) -> list[go.Scatter]:
+    """Target, mu and a ±sigma band over the predicted patches, flattened to one axis."""
+    target = np.asarray(pred["target"], dtype=float).ravel()
+    mu = np.asarray(pred["mu"], dtype=float).ravel()
+    t = list(range(len(mu)))
+    color = CASE_COLORS.get(case, "#444")
+    traces = []
+    if pred.get("sigma") is not None:
+        sigma = np.asarray(pred["sigma"], dtype=float).ravel()
+        traces.append(go.Scatter(x=t + t[::-1], y=_rounded(np.concatenate([mu + sigma, (mu - sigma)[::-1]])),
+                                 fill="toself", fillcolor="rgba(255,127,14,0.25)", line={"width": 0},
+                                 name="±sigma", showlegend=case == "flat", legendgroup="band",
+                                 hoverinfo="skip"))
+    else:
+        traces.append(go.Scatter(x=[], y=[], name="±sigma", showlegend=False))
+    traces.append(go.Scatter(x=t, y=_rounded(target), mode="lines", line={"color": color}, name=f"{case} target",
+                             showlegend=False))
+    traces.append(go.Scatter(x=t, y=_rounded(mu), mode="lines", line={"color": "#ff7f0e", "width": 1.5},
+                             name="mu", showlegend=case == "flat", legendgroup="mu"))
+    return traces
+
+
+def snapshots_slider_figure(snapshots: Sequence[Mapping]) -> go.Figure:
+    """The grammar cases' next-patch predictions at every snapshot, with a slider over them."""
+    if not snapshots:
+        return go.Figure(layout={"title": "No snapshots recorded"})
+    cases = list(snapshots[0]["grammar"])
+    cols = 2
+    rows = -(-len(cases) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=cases)
+    for k, case in enumerate(cases):
+        for tr in _case_traces(case, snapshots[-1]["grammar"][case]):
+            fig.add_trace(tr, row=k // cols + 1, col=k % cols + 1)
+    frames, steps = [], []
+    for snap in snapshots:
+        name = f"step {snap['step']}"
+        data = [tr for case in cases for tr in _case_traces(case, snap["grammar"][case])]
+        frames.append(go.Frame(data=data, name=name))
+        steps.append({"label": f"{snap['step']} (ep {snap['epoch']:g})", "method": "animate",
+                      "args": [[name], {"mode": "immediate", "frame": {"duration": 0, "redraw": True},
+                                        "transition": {"duration": 0}}]})
+    fig.frames = frames
+    fig.update_layout(
+        title="Next-patch predictions on the grammar cases (normalized; drag the slider to scrub training)",
+        template=TEMPLATE, height=300 * rows + 150,
+        sliders=[{"active": len(steps) - 1, "steps": steps, "currentvalue": {"prefix": "step "},
+                  "pad": {"t": 40}}])
     return fig
 
 

@@ -1,4 +1,11 @@
-"""Training runs that outlive a browser tab: kept on the server under a private run id.
+"""Per-browser-session state: a training run, an experiment, and the store that keeps runs alive
+across reloads. No streamlit here: pages call these objects from their fragments.
+
+`TrainingSession` is the Train page's run (a Trainer plus play/pause state, saved with a name
+that no other session can take by accident); `ExperimentRun` trains an experiment's variants one
+after the other, a chunk per `advance()`.
+
+Training runs outlive a browser tab: they are kept on the server under a private run id.
 
 A page reload, or a dropped connection, starts a new browser session; its URL still carries the
 run id, so the new session attaches to its own run again (the trainer, its settings, the active
@@ -15,14 +22,327 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Callable
 
-from .app_state import TrainingSession
+from .checkpoints import (CheckpointError, checkpoint_dir, default_checkpoint_path, safe_checkpoint_path,
+                          save_checkpoint)
+from .config import ConfigError, ModelConfig, TrainConfig
+from .data import DEFAULT_MIX, MIXES, SignalError
+from .train import Trainer
 
 MAX_RUNS = 8
 IDLE_SECONDS = 30 * 60
 
+
+# ---------------------------------------------------------------- one training run
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What the Train page's controls set. The defaults learn the grammar in well under 30 s."""
+    rung: str = "nanotst"
+    n_layers: int = 2
+    d_model: int = 64
+    n_heads: int = 4
+    patch_size: int = 32
+    dropout: float = 0.0
+    lr: float = 2e-3
+    batch_size: int = 32
+    epochs: int = 60
+    n_series: int = 512
+    seed: int = 0
+    mix: str | tuple = DEFAULT_MIX  # a preset's name (kept to the checkpoint), or ((family, weight), ...)
+    eval_every: int = 20
+    # the small default model learns the sine in its 960 steps with rotary positions (step 740)
+    # and not with learned ones (MSE 0.09 at the end); the shipped model uses learned positions
+    position: str = "rope"
+
+    def configs(self) -> tuple[ModelConfig, TrainConfig]:
+        mc = ModelConfig(rung=self.rung, n_layers=self.n_layers, d_model=self.d_model,
+                         n_heads=self.n_heads, patch_size=self.patch_size, dropout=self.dropout,
+                         position=self.position)
+        mix = self.mix if isinstance(self.mix, str) else dict(self.mix)
+        tc = TrainConfig(n_series=self.n_series, epochs=self.epochs, batch_size=self.batch_size,
+                         lr=self.lr, seed=self.seed, mix=mix)
+        return mc, tc
+
+
+def unique_run_name() -> str:
+    """A save name no other run has: the time and four random hex digits."""
+    return f"run-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def default_mix_weights() -> dict[str, float]:
+    return dict(MIXES["all"])
+
+
+class TrainingSession:
+    """One browser session's training run: a Trainer plus play/pause state."""
+
+    def __init__(self, settings: TrainSettings | None = None):
+        self.settings = settings or TrainSettings()
+        self.trainer = None
+        self.running = False
+        self.error: str | None = None
+        self.saved_as: str | None = None
+        self.default_name = unique_run_name()
+
+    # controls (the page wires these to on_click callbacks)
+    def _ensure(self) -> bool:
+        if self.trainer is None:
+            try:
+                mc, tc = self.settings.configs()
+                self.trainer = Trainer(mc, tc, eval_every=self.settings.eval_every,
+                                       snapshot_every=self.settings.eval_every, device="cpu")
+                self.error = None
+            except (ConfigError, SignalError, ValueError) as err:
+                self.error = str(err)
+                self.running = False
+                return False
+        return True
+
+    def start(self) -> None:
+        if self._ensure() and not self.trainer.done:
+            self.running = True
+
+    def pause(self) -> None:
+        self.running = False
+
+    def step(self, n_steps: int = 20) -> int:
+        self.running = False
+        if not self._ensure():
+            return 0
+        return self.trainer.run(n_steps)
+
+    def stop(self) -> None:
+        self.running = False
+        if self.trainer is not None and not self.trainer.done:
+            self.trainer.stop("stopped by user")
+
+    def reset(self, settings: TrainSettings | None = None) -> None:
+        self.running = False
+        self.trainer = None
+        self.error = None
+        self.saved_as = None
+        self.default_name = unique_run_name()
+        if settings is not None:
+            self.settings = settings
+
+    def tick(self, seconds: float = 0.5) -> int:
+        """Called by the page's fragment: train for about `seconds` while running."""
+        if not self.running or self.trainer is None:
+            return 0
+        ran = self.trainer.run_for(seconds, chunk=10)
+        if self.trainer.done:
+            self.running = False
+        return ran
+
+    # state for the page
+    @property
+    def started(self) -> bool:
+        return self.trainer is not None
+
+    @property
+    def done(self) -> bool:
+        return self.trainer is not None and self.trainer.done
+
+    @property
+    def history(self) -> list:
+        return [] if self.trainer is None else self.trainer.history
+
+    @property
+    def snapshots(self) -> list:
+        return [] if self.trainer is None else self.trainer.snapshots
+
+    def status(self) -> dict:
+        t = self.trainer
+        if t is None:
+            return {"state": "not started", "step": 0, "total_steps": self.settings.configs()[1].total_steps
+                    if self.error is None else None, "epoch": 0, "train_loss": None, "val_loss": None,
+                    "elapsed": 0.0}
+        last = t.history[-1] if t.history else {}
+        state = "running" if self.running else (t.stop_reason or ("paused" if t.step else "ready"))
+        return {"state": state, "step": t.step, "total_steps": t.total_steps,
+                "epoch": t.step / t.steps_per_epoch, "train_loss": last.get("train_loss"),
+                "val_loss": last.get("val_loss"), "elapsed": t.elapsed}
+
+    def save(self, name: str, folder=None, overwrite: bool = False):
+        """Save the run as folder/<name>.pt (name sanitized); returns the path.
+
+        Never over the shipped model; over another file only with overwrite=True (otherwise
+        CheckpointExists, decided atomically: two sessions saving one name cannot both win).
+        """
+        if self.trainer is None:
+            raise CheckpointError("nothing to save yet: start or step the training first")
+        t = self.trainer
+        path = safe_checkpoint_path(folder or checkpoint_dir(), name)
+        if path.stem == "default" or path == default_checkpoint_path().resolve():
+            raise CheckpointError(f"“{path.stem}” is the shipped model's name and cannot be "
+                                  f"overwritten from the app; choose another name")
+        t.record()  # make sure the last step is evaluated
+        save_checkpoint(path, t.model, t.train_config, history=t.history, snapshots=t.snapshots,
+                        data_spec=t.data_spec(), metrics=t.metrics(), name=path.stem,
+                        overwrite=overwrite)
+        self.saved_as = str(path)
+        return path
+
+
+# ---------------------------------------------------------------- experiments
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    model_config: ModelConfig
+    train_config: TrainConfig
+    test_cases: tuple = ()          # grammar cases the result table focuses on
+
+
+def _base(settings: TrainSettings, **model_kw) -> ModelConfig:
+    mc, _ = settings.configs()
+    return replace(mc, **model_kw)
+
+
+EXPERIMENTS = {
+    "ladder": "Build ladder: every rung on the same data for the same number of steps",
+    "depth": "Depth sweep: 1, 2, 4 transformer blocks",
+    "width": "Width sweep: d_model 32, 64, 128",
+    "patch": "Patch-size sweep: 16, 32, 64 values per patch",
+    "generalization": "Generalization: train without periodic signals, test on sine",
+    "causal": "Causal mask off: the model sees the patch it predicts and cheats",
+    "position": "Positions: rotary (distances between patches) against learned (one vector each)",
+    "padding": "Padding mask: the embedding knows which values are padding, or it does not",
+}
+
+
+def experiment_variants(kind: str, steps: int = 300, settings: TrainSettings | None = None
+                        ) -> list[Variant]:
+    """The variants of one experiment. Every variant trains `steps` steps on the same data."""
+    s = settings or TrainSettings()
+    bs = s.batch_size
+    n_series = max(bs, min(s.n_series, steps * bs))
+    epochs = -(-steps * bs // n_series)
+    tc = TrainConfig(n_series=n_series, epochs=epochs, batch_size=bs, lr=s.lr, seed=s.seed)
+    # n_series * epochs / bs may overshoot `steps`; Trainer stops at total_steps, we cap below
+    if kind == "ladder":
+        return [Variant(r, _base(s, rung=r), tc) for r in ("linear", "attention", "transformer", "nanotst")]
+    if kind == "depth":
+        return [Variant(f"{n} layers", _base(s, n_layers=n), tc) for n in (1, 2, 4)]
+    if kind == "width":
+        return [Variant(f"d_model {d}", _base(s, d_model=d), tc) for d in (32, 64, 128)]
+    if kind == "patch":
+        return [Variant(f"patch {p}", _base(s, patch_size=p), tc) for p in (16, 32, 64)]
+    if kind == "generalization":
+        return [Variant("trained on all", _base(s), tc, ("sine", "noisy")),
+                Variant("trained on no_periodic", _base(s), replace(tc, mix="no_periodic"),
+                        ("sine", "noisy"))]
+    if kind == "causal":
+        return [Variant("causal (honest)", _base(s), tc),
+                Variant("causal=False (cheats)", _base(s, causal=False), tc)]
+    if kind == "position":
+        return [Variant("rotary positions", _base(s, position="rope"), tc),
+                Variant("learned positions", _base(s, position="learned"), tc)]
+    if kind == "padding":
+        return [Variant("mask in the embedding", _base(s, input_mask=True), tc),
+                Variant("no mask (padding looks like the mean)", _base(s, input_mask=False), tc)]
+    raise KeyError(f"unknown experiment {kind!r}; known: {', '.join(EXPERIMENTS)}")
+
+
+class ExperimentRun:
+    """Trains a list of variants one after the other, a chunk per `advance()` call."""
+
+    def __init__(self, kind: str, steps: int = 300, settings: TrainSettings | None = None):
+        self.kind = kind
+        self.steps = steps
+        self.variants = experiment_variants(kind, steps, settings)
+        self.eval_every = max(1, steps // 10)
+        self.index = 0
+        self.trainer = None
+        self.results: dict[str, dict] = {}
+        self.started_at = time.perf_counter()
+        self.wall = 0.0
+        self.error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.index >= len(self.variants) or self.error is not None
+
+    @property
+    def progress(self) -> float:
+        inner = 0.0 if self.trainer is None else min(1.0, self.trainer.step / self.steps)
+        return min(1.0, (self.index + inner) / len(self.variants))
+
+    @property
+    def current(self) -> str | None:
+        return None if self.done else self.variants[self.index].name
+
+    def advance(self, seconds: float = 1.0) -> None:
+        """Train the current variant for about `seconds`; move on when it reaches its budget."""
+        if self.done:
+            return
+        t0 = time.perf_counter()
+        v = self.variants[self.index]
+        try:
+            if self.trainer is None:
+                self.trainer = Trainer(v.model_config, v.train_config, eval_every=self.eval_every,
+                                       snapshot_every=self.steps, device="cpu")
+            while time.perf_counter() - t0 < seconds and self.trainer.step < self.steps \
+                    and not self.trainer.done:
+                self.trainer.run(min(10, self.steps - self.trainer.step))
+            if self.trainer.step >= self.steps or self.trainer.done:
+                self._finish(v)
+        except (ConfigError, SignalError, ValueError) as err:
+            self.error = f"{v.name}: {err}"
+        self.wall += time.perf_counter() - t0
+
+    def run_all(self, seconds_per_call: float = 5.0) -> "ExperimentRun":
+        while not self.done:
+            self.advance(seconds_per_call)
+        return self
+
+    def _finish(self, v: Variant) -> None:
+        t = self.trainer
+        if not t.history or t.history[-1]["step"] != t.step:
+            t.record()
+        last = t.history[-1]
+        self.results[v.name] = {
+            "history": t.history, "grammar": {c: g["mse"] for c, g in last["grammar"].items()},
+            "val_loss": last["val_loss"], "params": t.model.num_params(), "steps": t.step,
+            "seconds": t.elapsed, "rung": v.model_config.rung,
+            "loss_kind": "NLL" if v.model_config.probabilistic else "MSE",
+        }
+        self.trainer = None
+        self.index += 1
+
+    def headline(self) -> str | None:
+        """One sentence with the experiment's point, once every variant has finished."""
+        if not self.done or len(self.results) != len(self.variants):
+            return None
+        r = list(self.results.values())
+        names = list(self.results)
+        if self.kind == "generalization":
+            case = self.variants[0].test_cases[0]
+            a, b = r[0]["grammar"][case], r[1]["grammar"][case]
+            return (f"On the {case} case, “{names[1]}” has next-patch MSE {b:.4f} against {a:.4f} "
+                    f"for “{names[0]}” ({b / max(a, 1e-12):.1f}× the error).")
+        if self.kind == "causal":
+            return (f"“{names[1]}” ends at validation loss {r[1]['val_loss']:.3f} against "
+                    f"{r[0]['val_loss']:.3f} for “{names[0]}”: it reads the answer off the future.")
+        best = min(names, key=lambda n: self.results[n]["grammar"].get("sine", float("inf")))
+        return f"Lowest sine-case MSE after {self.steps} steps: “{best}”."
+
+    def table(self) -> list[dict]:
+        rows = []
+        for name, r in self.results.items():
+            row = {"variant": name, "parameters": r["params"], "steps": r["steps"],
+                   "train seconds": round(r["seconds"], 1), "loss": r["loss_kind"],
+                   "final val loss": r["val_loss"]}
+            row.update({f"MSE {c}": v for c, v in r["grammar"].items()})
+            rows.append(row)
+        return rows
+
+
+# ---------------------------------------------------------------- runs that survive a reload
 
 class RunStoreFull(RuntimeError):
     """Every slot is held by a live browser session; the message says what to do."""

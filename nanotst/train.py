@@ -9,20 +9,25 @@ Nothing is lost between chunks: the data order, dropout randomness and optimizer
 on the trainer, so running 10 x 100 steps gives the same weights as running 1000 steps at once.
 Evaluation (validation loss, grammar eval) happens every `eval_every` steps and its time is not
 counted in `elapsed`. A nan/inf loss stops the run and restores the last evaluated weights.
+
+`fine_tune` trains a copy of a model on windows of one series through the same `train_step`.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .config import ConfigError, ModelConfig, TrainConfig
-from .data import GRAMMAR_NOISE_STD, grammar_cases, make_dataset, resolve_mix
-from .evaluate import grammar_eval, next_patch_predictions
-from .model import NORM_EPS, PatchForecaster, build_model, next_patch_pairs
+from .data import grammar_cases, make_dataset, resolve_mix
+from .evaluate import grammar_eval, grammar_noise_floor, next_patch_predictions
+from .model import PatchForecaster, build_model, eval_mode, next_patch_pairs
+from .userdata import DataError
 
 VAL_SEED_OFFSET = 1_000_003   # the validation set is drawn from a different seed than the training set
 EVAL_BATCH = 256
@@ -58,27 +63,22 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-def grammar_noise_floor(context_length: int = 512, patch_size: int = 32,
-                        cases: dict | None = None) -> dict[str, float]:
-    """The best next-patch MSE a model can reach on each grammar case, in normalized units.
-
-    Noise of std s in original units becomes s / scale after instance normalization (scale = the
-    std of the input, all but the last patch), so a perfect predictor of the clean signal still
-    has MSE (s / scale)^2 on every predicted patch.
-    """
-    cases = grammar_cases(context_length + patch_size) if cases is None else cases
-    floors = {}
-    for name, series in cases.items():
-        scale = float(np.std(np.asarray(series, dtype=np.float64)[:-patch_size])) + NORM_EPS
-        floors[name] = (GRAMMAR_NOISE_STD.get(name, 0.0) / scale) ** 2
-    return floors
-
-
 def _snapshot_case(model: PatchForecaster, series: np.ndarray) -> dict:
     p = next_patch_predictions(model, series)
     return {"target": p.target.tolist(), "mu": p.mu.tolist(),
             "sigma": None if p.sigma is None else p.sigma.tolist(),
             "loc": p.loc, "scale": p.scale}
+
+
+def train_step(model: PatchForecaster, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+               y: torch.Tensor, observed: torch.Tensor | None = None, grad_clip: float = 1.0) -> torch.Tensor:
+    """One optimizer step on the model's own next-patch loss; training and fine-tuning share it."""
+    loss = model.loss(model(x, observed=observed), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss
 
 
 class Trainer:
@@ -264,12 +264,7 @@ class Trainer:
                 group["lr"] = self.lr_at(self.step)
         P = self.model_config.patch_size
         x, y, observed = padded_pairs(self._batch(), self._input_length(), P)
-        loss = self.model.loss(self.model(x, observed=observed), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_config.grad_clip)
-        self.optimizer.step()
-        return loss
+        return train_step(self.model, self.optimizer, x, y, observed, self.train_config.grad_clip)
 
     def _diverged(self, value: float) -> None:
         bad_step = self.step
@@ -297,13 +292,11 @@ class Trainer:
     def val_loss(self) -> float | None:
         if self._val_x is None:
             return None
-        was_training = self.model.training
-        self.model.eval()
         total = 0.0
-        for i in range(0, len(self._val_x), EVAL_BATCH):
-            x, y = next_patch_pairs(self._val_x[i:i + EVAL_BATCH], self.model_config.patch_size)
-            total += float(self.model.loss(self.model(x), y)) * len(x)
-        self.model.train(was_training)
+        with eval_mode(self.model):
+            for i in range(0, len(self._val_x), EVAL_BATCH):
+                x, y = next_patch_pairs(self._val_x[i:i + EVAL_BATCH], self.model_config.patch_size)
+                total += float(self.model.loss(self.model(x), y)) * len(x)
         return total / len(self._val_x)
 
     def record(self) -> None:
@@ -363,3 +356,56 @@ def learning_order(history: list[dict], threshold: float = 0.05) -> list[dict]:
             if case not in first and r["mse"] < threshold:
                 first[case] = {"case": case, "step": h["step"], "epoch": h["epoch"], "elapsed": h["elapsed"]}
     return sorted(first.values(), key=lambda r: r["step"])
+
+
+# ---------------------------------------------------------------- fine-tuning on one series
+
+@dataclass
+class FineTuneResult:
+    model: PatchForecaster     # a trained COPY, in eval mode
+    losses: list[float]        # training loss per step
+    window: int                # values per training window
+    n_windows: int             # distinct windows it drew from
+    n_values: int              # values it trained on (everything before the holdout)
+
+
+def fine_tune(model: PatchForecaster, values, holdout: int, steps: int = 50, lr: float = 1e-4,
+              batch_size: int = 16, seed: int = 0, progress=None) -> FineTuneResult:
+    """Train a copy of `model` for `steps` steps on windows of values[:-holdout].
+
+    The held-out values are never seen. Windows are the most recent whole-patch length that fits
+    the context (at most context_length), every start position, drawn at random each step; the
+    loss is the model's own next-patch loss. `model` itself is never changed. progress(done,
+    total, loss) is called after every step.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    cfg = model.config
+    P, L = cfg.patch_size, cfg.context_length
+    if not isinstance(holdout, (int, np.integer)) or holdout < 0:
+        raise DataError(f"the holdout must be zero or a positive number of values, got {holdout!r}")
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise DataError(f"fine-tuning needs at least 1 step, got {steps!r}")
+    history = values[:len(values) - holdout]
+    width = min(L + P, (len(history) // P) * P)           # input plus the patch after it
+    if width < 2 * P:
+        raise DataError(f"fine-tuning needs at least {2 * P} values before the holdout, "
+                        f"got {len(history)}")
+    windows = torch.from_numpy(np.lib.stride_tricks.sliding_window_view(history, width)
+                               .astype(np.float32))      # (n_windows, width)
+    rng = np.random.default_rng(seed)
+    tuned = copy.deepcopy(model)
+    for p in tuned.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(tuned.parameters(), lr=lr, weight_decay=0.0)
+    losses: list[float] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)                          # dropout masks
+        tuned.train()
+        for step in range(steps):
+            idx = rng.integers(0, len(windows), size=min(batch_size, len(windows)))
+            x, y = next_patch_pairs(windows[idx], P)
+            losses.append(float(train_step(tuned, opt, x, y).detach()))
+            if progress is not None:
+                progress(step + 1, steps, losses[-1])
+    tuned.eval()
+    return FineTuneResult(tuned, losses, width, len(windows), len(history))

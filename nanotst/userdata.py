@@ -1,4 +1,5 @@
-"""A user's own series: read a CSV or pasted numbers, check them, and backtest the model on them.
+"""A user's own series: read a CSV or pasted numbers, check them; the shipped example series;
+the time axis a series comes with, continued past its end.
 
 Every problem with the input becomes a DataError with a one-line message that says what is wrong
 and what to do, so the CLI and the app can show it as it is. Whatever was changed silently
@@ -8,17 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 import re
-from dataclasses import dataclass, field, replace
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from .evaluate import detect_period, naive_forecast, score_forecast, seasonal_naive_forecast
-from .forecast import forecast
-from .model import PatchForecaster
 
 FILLS = (None, "interpolate")
 MAX_LINE_CHARS = 100_000     # the csv module refuses fields over 131,072 characters
@@ -331,69 +329,86 @@ def parse_pasted_values(text: str, fill: str | None = None, patch_size: int = 32
     return UserSeries(values, "pasted", notes=notes)
 
 
-# ---------------------------------------------------------------------------------------------
-# Backtest: hold out the end, forecast it, compare with baselines.
+# ---------------------------------------------------------------- the shipped examples
 
-@dataclass
-class BacktestResult:
-    """Scores of the model and the baselines on the last `horizon` values of a series."""
-    rows: list[dict]                  # one per method: method, mae, mase, crps, coverage_50/80/95
-    history: np.ndarray               # (T - H,)
-    truth: np.ndarray                 # (H,)
-    forecast: object                  # forecast.Forecast of the model, cut to H values
-    baselines: dict[str, np.ndarray]  # method -> (H,) point forecast
-    period: int                       # the seasonal period used for MASE and seasonal naive
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
-    def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows).set_index("method")
+@dataclass(frozen=True)
+class Example:
+    file: str
+    period: int      # the season the series is known to have (monthly: 12; the sunspot cycle: 11)
 
 
-METRIC_COLUMNS = ("mae", "mase", "crps", "coverage_50", "coverage_80", "coverage_95")
+EXAMPLES = {
+    "CO₂ at Mauna Loa (monthly)": Example("co2_mauna_loa_monthly.csv", 12),
+    "El Niño sea temperature (monthly)": Example("elnino_sst_monthly.csv", 12),
+    "Sunspots (yearly)": Example("sunspots_yearly.csv", 11),
+}
 
 
-def backtest(model: PatchForecaster, values, horizon: int, period: int | None = None,
-             n_samples: int = 200, linear_model: PatchForecaster | None = None,
-             seed: int = 0) -> BacktestResult:
-    """Hold out the last `horizon` values, forecast them from the rest, score every method.
+def example_path(name: str) -> Path:
+    if name not in EXAMPLES:
+        raise DataError(f"unknown example {name!r}; known: {', '.join(EXAMPLES)}")
+    return EXAMPLES_DIR / EXAMPLES[name].file
 
-    The model forecasts whole patches; the first `horizon` values are scored. MASE is scaled by
-    the in-sample seasonal naive MAE with `period` (detected by autocorrelation when None).
-    Point baselines (naive, seasonal naive, linear) have CRPS = MAE and no coverage (NaN).
+
+def table_columns(source, max_bytes: int = 10_000_000) -> tuple[list[str], pd.DataFrame]:
+    """The column names and the first rows of a CSV (a path or a file-like object), as text.
+
+    Raises userdata.DataError with the same one-line messages as load_series_csv.
     """
-    values = np.asarray(values, dtype=np.float64).ravel()
-    P = model.config.patch_size
-    if not isinstance(horizon, (int, np.integer)) or horizon < 1:
-        raise DataError(f"horizon must be a positive number of values, got {horizon!r}")
-    if len(values) - horizon < P:
-        raise DataError(f"holding out {horizon} values leaves {max(len(values) - horizon, 0)}; "
-                        f"the model needs at least {P} (one patch) before them")
-    history, truth = values[:-horizon], values[-horizon:]
-    if period is None:
-        period = detect_period(history)
-    if not 1 <= period <= len(history):
-        raise DataError(f"period must be between 1 and {len(history)}, got {period}")
-    k = math.ceil(horizon / P)
-    fc = forecast(model, history, k, n_samples=n_samples, seed=seed)
-    fc = _cut(fc, horizon)
-    baselines = {"naive": naive_forecast(history, horizon),
-                 f"seasonal naive (period {period})": seasonal_naive_forecast(history, horizon, period)}
-    if linear_model is not None:
-        lin = forecast(linear_model, history, math.ceil(horizon / linear_model.config.patch_size),
-                       n_samples=1, seed=seed)
-        baselines["linear baseline"] = lin.mean[:horizon]
-    name = type(model).__name__ if model.config.rung == "nanotst" else f"{model.config.rung} rung"
-    rows = [_row(name, score_forecast(truth, fc.samples if fc.probabilistic else fc.mean,
-                                      history, period))]
-    rows += [_row(m, score_forecast(truth, point, history, period)) for m, point in baselines.items()]
-    return BacktestResult(rows, history, truth, fc, baselines, int(period))
+    frame = _parse_table(_read_text(source, max_bytes), [])
+    return list(frame.columns), frame.head(8)
 
 
-def _row(method: str, scores: dict) -> dict:
-    return {"method": method, **{k: scores[k] for k in METRIC_COLUMNS}}
+# ---------------------------------------------------------------- time axis
+
+def future_times(times, n: int):
+    """n time stamps after the last of `times`, continuing its spacing; None when there is no
+    usable time axis (no times, or text that is neither dates nor numbers).
+
+    Dates: a regular frequency (pd.infer_freq: monthly, yearly, daily, ...) is continued as such;
+    month starts with gaps keep the usual month step; otherwise the median spacing. Numbers: the
+    median spacing (integers stay integers).
+    """
+    if times is None or n < 1 or len(times) < 2:
+        return None
+    times = np.asarray(times)
+    if np.issubdtype(times.dtype, np.datetime64):
+        idx = pd.DatetimeIndex(times)
+        tail = idx[-min(len(idx), 60):]
+        freq = None
+        if len(tail) >= 3:
+            try:
+                with warnings.catch_warnings():   # pandas 3 warns that this becomes an offset
+                    warnings.simplefilter("ignore")
+                    freq = pd.infer_freq(tail)
+            except (TypeError, ValueError):
+                freq = None
+        if freq is not None:
+            return pd.date_range(idx[-1], periods=n + 1, freq=freq)[1:].to_numpy()
+        if (tail.day == tail[0].day).all():     # monthly-like, with gaps
+            months = np.diff(tail.year * 12 + tail.month)
+            step = int(pd.Series(months).mode().iloc[0]) if len(months) else 0
+            if step > 0:
+                return np.array([idx[-1] + pd.DateOffset(months=step * k) for k in range(1, n + 1)],
+                                dtype="datetime64[ns]")
+        step = pd.Series(np.diff(idx.asi8)).median()
+        return (idx[-1] + pd.to_timedelta(np.arange(1, n + 1) * step, unit="ns")).to_numpy()
+    if np.issubdtype(times.dtype, np.number):
+        step = float(np.median(np.diff(times.astype(float))))
+        if step <= 0 or not np.isfinite(step):
+            return None
+        future = times[-1] + step * np.arange(1, n + 1)
+        if np.issubdtype(times.dtype, np.integer) and float(step).is_integer():
+            return future.astype(np.int64)
+        return future
+    return None
 
 
-def _cut(fc, horizon: int):
-    """The same forecast, keeping only the first `horizon` values."""
-    return replace(fc, samples=fc.samples[:, :horizon], mean=fc.mean[:horizon],
-                   median=fc.median[:horizon],
-                   quantiles={q: v[:horizon] for q, v in fc.quantiles.items()})
+def usable_times(times) -> bool:
+    """Dates or numbers: something an x axis and future_times can use."""
+    if times is None:
+        return False
+    times = np.asarray(times)
+    return np.issubdtype(times.dtype, np.datetime64) or np.issubdtype(times.dtype, np.number)

@@ -1,7 +1,7 @@
 """Streamlit helpers shared by the entry script and the pages (not a page itself).
 
 The sidebar model picker, the cached model loaders and cached model calls, the signal picker.
-Everything computational lives in nanotst.app_state and nanotst.plots.
+Everything computational lives in the nanotst library; figures in nanotst.plots.
 """
 from __future__ import annotations
 
@@ -15,16 +15,23 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from nanotst import app_state as A
 from nanotst import plots
-from nanotst import userforecast as U
+from nanotst.backtest import backtest as run_backtest
+from nanotst.checkpoints import (ActiveModel, checkpoint_dir, default_checkpoint_path, load_path, load_upload,
+                                 saved_runs, untrained_model)
+from nanotst.data import (GRAMMAR, SIGNAL_SOURCES, SPEC_KINDS, Signal, SignalError, SignalSpec,
+                          designed_signal, get_signal, signal_names)
+from nanotst.evaluate import next_patch_analysis
+from nanotst.forecast import forecast
+from nanotst.interpret import attention_analysis, pipeline_stages
 from nanotst.sessions import Run, RunStore, RunStoreFull
-from nanotst.userdata import DataError, load_series_csv, parse_pasted_values
-from nanotst.data import SPEC_KINDS, SignalError, SignalSpec
+from nanotst.userdata import (EXAMPLES, DataError, example_path, load_series_csv, parse_pasted_values,
+                              table_columns, usable_times)
 
 UPLOAD = "upload"
 NAVIGATED = "_navigated"  # set by streamlit_app.py once st.navigation has run
 DEFAULT = "default"
+AFTER_FINE_TUNE = "NanoTST after fine-tune"   # the fine-tuned copy's row in a backtest
 
 
 def setup_torch() -> None:
@@ -55,35 +62,35 @@ def cached_chart(builder: str, *args, key: str, **kwargs) -> None:
 # ---------------------------------------------------------------- models
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=8)
-def _load_file(path: str, mtime_ns: int) -> A.ActiveModel:
+def _load_file(path: str, mtime_ns: int) -> ActiveModel:
     """Shared by every session, read-only: never trained in place."""
-    return A.load_path(path)
+    return load_path(path)
 
 
 @st.cache_resource(show_spinner=False)
-def _untrained() -> A.ActiveModel:
-    return A.untrained_model()
+def _untrained() -> ActiveModel:
+    return untrained_model()
 
 
 @st.cache_data(show_spinner=False, ttl=30)
 def _list_runs(folder: str, signature: tuple) -> list[tuple[str, str, str | None]]:
-    return [(i.name, str(Path(i.path).resolve()), i.error) for i in A.saved_runs()]
+    return [(i.name, str(Path(i.path).resolve()), i.error) for i in saved_runs()]
 
 
 def _runs() -> list[tuple[str, str, str | None]]:
-    folder = A.checkpoint_dir()
+    folder = checkpoint_dir()
     files = sorted(folder.glob("*.pt")) if folder.is_dir() else []
     signature = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
     return _list_runs(str(folder), signature)
 
 
-def _from_path(path: str) -> A.ActiveModel:
+def _from_path(path: str) -> ActiveModel:
     p = Path(path)
     return _load_file(str(p.resolve()), p.stat().st_mtime_ns)
 
 
-def default_model() -> A.ActiveModel:
-    path = A.default_checkpoint_path()
+def default_model() -> ActiveModel:
+    path = default_checkpoint_path()
     if path.is_file():
         try:
             return _from_path(str(path))
@@ -200,7 +207,7 @@ def _store_kept(key: str) -> None:
         run.widgets[key] = st.session_state[key]
 
 
-def sidebar() -> A.ActiveModel:
+def sidebar() -> ActiveModel:
     """The model picker: every page calls this first. Sets and returns the active model."""
     _leave_legacy_navigation()
     setup_torch()
@@ -234,7 +241,7 @@ def sidebar() -> A.ActiveModel:
                     active = cached[1]
                 else:
                     try:
-                        active = A.load_upload(data, up.name)
+                        active = load_upload(data, up.name)
                         st.session_state["uploaded_model"] = ((up.name, len(data), hash(data)), active)
                     except Exception as err:  # noqa: BLE001 - e.g. CheckpointError: a bad file
                         st.error(f"Could not load {up.name}: {err}")
@@ -257,46 +264,46 @@ def sidebar() -> A.ActiveModel:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def pipeline(model_key: str, _model, values: np.ndarray):
-    return A.pipeline_stages(_model, values)
+    return pipeline_stages(_model, values)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def next_patch(model_key: str, _model, values: np.ndarray, noise_std: float | None):
-    return A.next_patch_analysis(_model, values, noise_std)
+    return next_patch_analysis(_model, values, noise_std)
 
 
 # ---------------------------------------------------------------- signals
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _named_signal(source: str, name: str, length: int, seed: int) -> A.Signal:
-    return A.get_signal(source, name, length, seed)
+def _named_signal(source: str, name: str, length: int, seed: int) -> Signal:
+    return get_signal(source, name, length, seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _designed(spec: SignalSpec) -> A.Signal:
-    return A.designed_signal(spec)
+def _designed(spec: SignalSpec) -> Signal:
+    return designed_signal(spec)
 
 
 DESIGN = "design your own"
 
 
 def signal_picker(key: str, length: int = 512, allow_design: bool = False,
-                  default_source: str = A.GRAMMAR, default_name: str = "sine") -> A.Signal | None:
+                  default_source: str = GRAMMAR, default_name: str = "sine") -> Signal | None:
     """Source + name (+ seed) selectors, or a full designer. Returns None on an invalid design."""
-    sources = list(A.SIGNAL_SOURCES) + ([DESIGN] if allow_design else [])
+    sources = list(SIGNAL_SOURCES) + ([DESIGN] if allow_design else [])
     c1, c2, c3 = st.columns([1.2, 1.2, 0.6])
     source = c1.selectbox("Signal source", sources, index=sources.index(default_source),
                           key=f"{key}_source")
     if source == DESIGN:
         return _designer(key, length)
-    names = A.signal_names(source)
+    names = signal_names(source)
     name = c2.selectbox("Signal", names, index=names.index(default_name) if default_name in names else 0,
                         key=f"{key}_name_{source}")
     seed = c3.number_input("Seed", 0, 10_000, 0, key=f"{key}_seed")
     return _named_signal(source, name, length, int(seed))
 
 
-def _designer(key: str, length: int) -> A.Signal | None:
+def _designer(key: str, length: int) -> Signal | None:
     c = st.columns(5)
     kind = c[0].selectbox("Kind", SPEC_KINDS, key=f"{key}_kind")
     period = c[1].slider("Period (samples)", 4.0, 512.0, 64.0, key=f"{key}_period")
@@ -317,14 +324,27 @@ def _designer(key: str, length: int) -> A.Signal | None:
         return None
 
 
-@st.cache_data(show_spinner="Sampling forecast paths…", max_entries=64)
-def forecast(model_key: str, _model, values: np.ndarray, horizon: int, n_samples: int, seed: int):
-    return A.forecast_vs_baselines(_model, values, horizon, n_samples, seed)
+@st.cache_data(show_spinner="Backtesting and sampling forecast paths…", max_entries=64)
+def backtest(model_key: str, _model, values: np.ndarray, holdout: int, period: int | None,
+             n_samples: int, tuned_key: str | None = None, _tuned=None):
+    """(backtest.Backtest, None) or (None, a one-line message): the one backtest, for synthetic
+    signals, the examples and a user's own series (with the fine-tuned copy's row when given)."""
+    try:
+        others = None if _tuned is None else {AFTER_FINE_TUNE: _tuned}
+        return run_backtest(_model, values, holdout, period=period, n_samples=n_samples,
+                            others=others), None
+    except (DataError, ValueError) as err:
+        return None, str(err)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def future_forecast(model_key: str, _model, values: np.ndarray, horizon: int, n_samples: int):
+    return forecast(_model, values, horizon, n_samples=n_samples)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def attention(model_key: str, _model, values: np.ndarray):
-    return A.attention_analysis(_model, values)
+    return attention_analysis(_model, values)
 
 
 # ---------------------------------------------------------------- a user's own series
@@ -340,7 +360,7 @@ _APP_HINTS = {"--fill interpolate": "Tick “Fill missing values by interpolatio
 @st.cache_data(show_spinner=False, max_entries=32)
 def _csv_columns(data: bytes):
     try:
-        columns, head = U.table_columns(io.BytesIO(data), MAX_CSV_MB * 1_000_000)
+        columns, head = table_columns(io.BytesIO(data), MAX_CSV_MB * 1_000_000)
         return columns, head, None
     except DataError as err:
         return None, None, str(err)
@@ -383,8 +403,8 @@ def user_series_picker(source: str, patch_size: int, key: str = "us"):
                                         help="Trims missing values at the ends and interpolates "
                                              "the ones inside; otherwise they are an error.") else None
     drop_times = False
-    if source in U.EXAMPLES:
-        series, error = _load_csv(None, str(U.example_path(source)), None, None, fill, patch_size)
+    if source in EXAMPLES:
+        series, error = _load_csv(None, str(example_path(source)), None, None, fill, patch_size)
     elif st.radio("Input", [UPLOAD_CSV, PASTE], horizontal=True, key=f"{key}_input") == UPLOAD_CSV:
         up = st.file_uploader("CSV file (one value column, optionally a time column)",
                               type=["csv", "txt", "tsv"], key=f"{key}_csv", max_upload_size=MAX_CSV_MB)
@@ -423,7 +443,7 @@ def user_series_picker(source: str, patch_size: int, key: str = "us"):
 
 
 def _preview(series, key: str) -> None:
-    x = series.times if U.usable_times(series.times) else None
+    x = series.times if usable_times(series.times) else None
     c1, c2 = st.columns([1, 2])
     with c1:
         times = series.times[:6] if series.times is not None else None
@@ -439,19 +459,3 @@ def _preview(series, key: str) -> None:
                      title=f"{series.name}: {len(series)} values",
                      x_label=series.time_name if x is not None else "time step",
                      y_label=series.name, key=f"{key}_preview")
-
-
-@st.cache_data(show_spinner="Backtesting and sampling forecast paths…", max_entries=32)
-def analyse_series(model_key: str, _model, values: np.ndarray, holdout: int, horizon: int,
-                   period: int | None, n_samples: int, tuned_key: str | None = None, _tuned=None):
-    """(userforecast.SeriesAnalysis, None) or (None, a one-line message)."""
-    try:
-        return U.analyse_series(_model, values, holdout, horizon, period, n_samples,
-                                tuned=_tuned), None
-    except (DataError, ValueError) as err:
-        return None, str(err)
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def future_forecast(model_key: str, _model, values: np.ndarray, horizon: int, n_samples: int):
-    return U.future_forecast(_model, values, horizon, n_samples)

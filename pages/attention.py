@@ -2,7 +2,8 @@
 import pandas as pd
 import streamlit as st
 
-from nanotst import app_state as A
+from nanotst.data import PROBE
+from nanotst.interpret import top_sources_rows
 from pages import _common as ui
 
 active = ui.sidebar()
@@ -12,7 +13,7 @@ st.title("Attention")
 st.markdown("Each row of a heatmap is a **query patch**: the position that is predicting its next "
             "patch. Each column is a **key patch** it may attend to. A causal model cannot look at "
             "the future: those cells are grey.")
-signal = ui.signal_picker("att", cfg.context_length, default_source=A.PROBE, default_name="sine_low")
+signal = ui.signal_picker("att", cfg.context_length, default_source=PROBE, default_name="sine_low")
 a = ui.attention(active.key, active.model, signal.values)
 if a is None:
     st.info(f"The {cfg.rung} rung has no attention: it maps each patch straight to the next one. "
@@ -43,5 +44,5 @@ if layers and heads:
 
 st.subheader("Top-3 sources per patch (last layer, heads averaged)")
 # a static table: 16 short rows, and the page then loads no data-grid code (first render)
-st.table(pd.DataFrame(A.top_sources_rows(a, P)).set_index("query patch")
+st.table(pd.DataFrame(top_sources_rows(a, P)).set_index("query patch")
          .style.format(na_rep="–"))  # the first patches have fewer than 3 sources

@@ -3,7 +3,7 @@ causal mask switched off. Each runs in chunks inside a fragment; results stay in
 import pandas as pd
 import streamlit as st
 
-from nanotst import app_state as A
+from nanotst.sessions import EXPERIMENTS, ExperimentRun
 from nanotst import plots
 from pages import _common as ui
 
@@ -36,14 +36,14 @@ EXPLAIN = {
 }
 
 st.title("Experiments")
-kind = st.radio("Experiment", list(A.EXPERIMENTS), format_func=A.EXPERIMENTS.get, key="exp_kind")
+kind = st.radio("Experiment", list(EXPERIMENTS), format_func=EXPERIMENTS.get, key="exp_kind")
 st.caption(EXPLAIN[kind])
 steps = st.select_slider("Training steps per variant (same data, same budget for every variant)",
                          [20, 100, 200, 300, 400, 600, 1000], 300, key="exp_steps")
 
 
 def on_run():
-    runs[kind] = A.ExperimentRun(kind, steps)
+    runs[kind] = ExperimentRun(kind, steps)
     st.session_state["exp_running"] = kind
 
 
@@ -57,7 +57,7 @@ c[0].button("Run experiment", on_click=on_run, type="primary", key="exp_run",
             disabled=running is not None, width="stretch")
 c[1].button("Cancel", on_click=on_cancel, disabled=running is None, key="exp_cancel", width="stretch")
 if running and running != kind:
-    c[2].info(f"“{A.EXPERIMENTS[running]}” is running; its results appear on its tab.")
+    c[2].info(f"“{EXPERIMENTS[running]}” is running; its results appear on its tab.")
 
 
 @st.fragment(run_every=0.5 if running else None)
@@ -66,7 +66,7 @@ def progress():
     run = runs.get(active) if active else None
     if run is not None:
         run.advance(0.8)
-        st.progress(run.progress, text=f"{A.EXPERIMENTS[active]}: training {run.current or 'done'} "
+        st.progress(run.progress, text=f"{EXPERIMENTS[active]}: training {run.current or 'done'} "
                                        f"({run.wall:.0f} s)")
         if run.done:
             st.session_state["exp_running"] = None

@@ -7,9 +7,10 @@ import time
 import pandas as pd
 import streamlit as st
 
-from nanotst import app_state as A
-from nanotst import userforecast as U
-from nanotst.userdata import DataError
+from nanotst.backtest import ERROR_COLUMNS, Backtest, Calibration
+from nanotst.data import PROBE
+from nanotst.train import fine_tune
+from nanotst.userdata import EXAMPLES, DataError, future_times, usable_times
 from pages import _common as ui
 
 active = ui.sidebar()
@@ -23,11 +24,8 @@ st.markdown("The model forecasts whole patches autoregressively: it samples a ne
             "Gaussian, appends it and goes on. Many sampled paths give the fan chart. Hold out the "
             "end of a series to see how the forecast compares with the truth and with simple "
             "baselines, and whether its bands are calibrated.")
-source = st.radio("Series", [SYNTHETIC, *U.EXAMPLES, OWN], horizontal=True, key="fc_series",
+source = st.radio("Series", [SYNTHETIC, *EXAMPLES, OWN], horizontal=True, key="fc_series",
                   help="The examples are real public-domain series shipped in examples/.")
-
-
-ERROR_METRICS = ("mae", "mse", "mase", "crps")
 
 
 def metrics_table(table: pd.DataFrame) -> None:
@@ -35,19 +33,30 @@ def metrics_table(table: pd.DataFrame) -> None:
     of each error column highlighted: which method wins is seen at a glance. A static table: a
     few rows need no scrolling or sorting, and it redraws faster than the data grid."""
     table = table.apply(pd.to_numeric, errors="coerce")
-    errors = [c for c in ERROR_METRICS if c in table and table[c].notna().any()]
+    errors = [c for c in ERROR_COLUMNS if c in table and table[c].notna().any()]
     st.table(table.style.format("{:.3f}", na_rep="–")
              .highlight_min(subset=errors, props="background-color: #d7ecd9; font-weight: bold"))
 
 
-def calibration_section(cal: U.Calibration | None, after: U.Calibration | None = None) -> None:
+def verdict(bt: Backtest) -> None:
+    """Say it in words when a baseline beats the model (MAE on the held-out values)."""
+    better = bt.best_baseline("mae")
+    if better is not None:
+        name, value = better
+        ours = bt.scores[bt.model]["mae"]
+        ratio = f" ({ours / value:.1f}× its error)" if value > 0 else " (it is exact here)"
+        st.warning(f"On these held-out values **{name}** beats {bt.model}: MAE {value:.3g} against "
+                   f"{ours:.3g}{ratio}.")
+
+
+def calibration_section(cal: Calibration | None, after: Calibration | None = None) -> None:
     st.subheader("Calibration on the held-out values")
     if cal is None:
         st.info(f"The {cfg.rung} rung predicts no σ: its forecast has no spread to calibrate.")
         return
     cov, pit = {"NanoTST": cal.coverage}, {"NanoTST": cal.pit}
     if after is not None:
-        cov[U.AFTER_FINE_TUNE], pit[U.AFTER_FINE_TUNE] = after.coverage, after.pit
+        cov[ui.AFTER_FINE_TUNE], pit[ui.AFTER_FINE_TUNE] = after.coverage, after.pit
     ui.cached_chart("calibration_figure", cov, pit, bins=min(10, max(4, len(cal.pit) // 4)),
                     key="fc_calibration")
     st.caption(f"{len(cal.pit)} held-out values. A calibrated forecast's points sit on the diagonal "
@@ -63,28 +72,37 @@ def synthetic() -> None:
         # drawn at its longest and cut, so a longer horizon extends the same series (generated
         # signals are scaled to their length: drawn per horizon, the context would change too)
         signal = ui.signal_picker("fc", cfg.context_length + MAX_HORIZON * P,
-                                  default_source=A.PROBE, default_name="sine_low")
+                                  default_source=PROBE, default_name="sine_low")
     show_paths = st.slider("Sample paths to draw", 0, 20, 5, key="fc_show")
     values = signal.values[:cfg.context_length + horizon * P]
-    r = ui.forecast(active.key, active.model, values, horizon, n_samples, 0)
-    for note in r.notes:
+    # the signal's own season when it has one the history holds; detected otherwise
+    period = signal.period if signal.period is not None and signal.period < cfg.context_length else None
+    bt, error = ui.backtest(active.key, active.model, values, horizon * P, period, n_samples)
+    if error is not None:
+        ui.data_error(error)
+        return
+    for note in bt.notes:
         st.caption(note)
-    ui.cached_chart("fan_chart_figure", r.context, r.horizon_t, r.median, r.bands,
-                    samples=r.samples[:show_paths], truth=r.truth,
+    fc = bt.forecast
+    ui.cached_chart("fan_chart_figure", bt.history, bt.time_index, fc.median, fc.bands(),
+                    samples=fc.samples[:show_paths], truth=bt.truth,
                     title=f"Forecast of {signal.name}: {n_samples} paths, "
-                          f"{horizon} patch(es) = {len(r.truth)} steps", key="fc_fan")
+                          f"{horizon} patch(es) = {bt.horizon} steps", key="fc_fan")
     st.subheader("Against the baselines")
-    metrics_table(pd.DataFrame(r.table()).set_index("method"))
+    verdict(bt)
+    metrics_table(bt.table())
     st.caption(f"Lower is better for MAE, MSE, MASE and CRPS (the lowest is highlighted); a "
                f"calibrated model's coverage_80 is near 0.8. MASE is scaled by the seasonal naive "
-               f"error with period {r.period} (detected from the context). Baselines are point "
-               "forecasts, so no coverage.")
+               f"error with period {bt.period} "
+               f"({'detected from the history' if bt.period_detected else 'the signal’s own'}). "
+               "Baselines are point forecasts, so no coverage.")
     # the table's coverage columns already give the three bands: the figure is one click away
     if st.toggle("Show the calibration figure (coverage per band, PIT histogram)", False,
                  key="fc_calibration_on"):
-        calibration_section(U.calibration(r.samples, r.truth) if r.probabilistic else None)
-    st.download_button("Download forecast CSV", data=r.csv(), file_name="nanotst_forecast.csv",
-                       mime="text/csv", on_click="ignore", key="fc_download")
+        calibration_section(bt.calibration())
+    st.download_button("Download forecast CSV", data=bt.frame().to_csv(index=False),
+                       file_name="nanotst_forecast.csv", mime="text/csv", on_click="ignore",
+                       key="fc_download")
 
 
 def fine_tune_section(series, holdout: int, state_key: tuple):
@@ -101,7 +119,7 @@ def fine_tune_section(series, holdout: int, state_key: tuple):
             bar = st.progress(0.0, text="Fine-tuning…")
             t0 = time.perf_counter()
             try:
-                res = U.fine_tune(active.model, series.values, holdout, steps=steps, lr=lr,
+                res = fine_tune(active.model, series.values, holdout, steps=steps, lr=lr,
                                   progress=lambda i, n, loss: bar.progress(
                                       i / n, text=f"step {i}/{n} · loss {loss:.3f}"))
                 tuned = (state_key, f"{state_key}:{steps}:{lr}:{time.time_ns()}", res,
@@ -129,8 +147,11 @@ def own_series() -> None:
     holdout = int(c[0].number_input("Hold out the last values", 1, max(1, n - P),
                                     min(P, max(1, n - P)), key="fc_holdout_n"))
     horizon = int(c[1].number_input("Forecast ahead (values)", 1, 16 * P, P, key="fc_ahead"))
-    period = c[2].number_input("Season period", min_value=1, value=None, placeholder="detect",
-                               key="fc_period", help="Empty: detected by autocorrelation.")
+    known = EXAMPLES[source].period if source in EXAMPLES else None
+    period = c[2].number_input("Season period", min_value=1, value=known, placeholder="detect",
+                               key=f"fc_period_{known}",
+                               help="The series' season in values (an example's is filled in). "
+                                    "Empty: detected by autocorrelation on the values before the holdout.")
     n_samples = c[3].select_slider("Sample paths", [50, 100, 200, 500], 200, key="fc_us_samples")
     digest = hashlib.sha1(series.values.tobytes()).hexdigest()[:16]
     results = st.container()          # drawn above the fine-tune controls, filled after them
@@ -141,20 +162,20 @@ def own_series() -> None:
 
 def _results(series, holdout, horizon, period, n_samples, tuned) -> None:
     n = len(series)
-    a, error = ui.analyse_series(active.key, active.model, series.values, holdout, horizon,
-                                 None if period is None else int(period), n_samples,
-                                 None if tuned is None else tuned[1], None if tuned is None else tuned[2].model)
+    bt, error = ui.backtest(active.key, active.model, series.values, holdout,
+                            None if period is None else int(period), n_samples,
+                            None if tuned is None else tuned[1], None if tuned is None else tuned[2].model)
     if error is not None:
         ui.data_error(error)
         return
-    for note in a.notes:
+    for note in bt.notes:
         st.caption(note)
     use_tuned = tuned is not None and st.toggle("Forecast ahead with the fine-tuned copy", True,
                                                 key="fc_use_tuned")
     fc = ui.future_forecast(tuned[1], tuned[2].model, series.values, horizon, n_samples) \
-        if use_tuned else a.future
-    times = series.times if U.usable_times(series.times) else None
-    future_x = U.future_times(times, horizon)
+        if use_tuned else ui.future_forecast(active.key, active.model, series.values, horizon, n_samples)
+    times = series.times if usable_times(series.times) else None
+    future_x = future_times(times, horizon)
     x_label = series.time_name if times is not None else "time step"
     shown = slice(None) if st.checkbox("Show the whole series", key="fc_whole") \
         else slice(-cfg.context_length, None)
@@ -162,29 +183,34 @@ def _results(series, holdout, horizon, period, n_samples, tuned) -> None:
     t_ahead, t_back = st.tabs(["Forecast ahead", "Backtest on the held-out values"])
     with t_ahead:
         ui.cached_chart(
-            "series_fan_chart_figure", series.values[shown], fc.median, U.bands(fc), x, future_x,
+            "series_fan_chart_figure", series.values[shown], fc.median, fc.bands(), x, future_x,
             samples=fc.samples[:5],
             title=f"{series.name}: the next {horizon} values ({n_samples} paths"
                   f"{', fine-tuned copy' if use_tuned else ''})",
             x_label=x_label, y_label=series.name, history_name=series.name, key="fc_user_fan")
     with t_back:
-        bt = a.backtest
         hx = None if times is None else times[:n - holdout][shown]
         ui.cached_chart(
-            "series_fan_chart_figure", bt.history[shown], bt.forecast.median, U.bands(bt.forecast), hx,
+            "series_fan_chart_figure", bt.history[shown], bt.forecast.median, bt.forecast.bands(), hx,
             None if times is None else times[n - holdout:], samples=bt.forecast.samples[:5],
             truth=bt.truth, title=f"Backtest: the last {holdout} values forecast from the rest",
             x_label=x_label, y_label=series.name, history_name=series.name, key="fc_user_backtest")
     st.subheader(f"Backtest on the last {holdout} values")
-    metrics_table(a.table())
-    st.caption(f"Lower is better for MAE, MASE and CRPS (the lowest is highlighted); coverage_80 "
+    verdict(bt)
+    metrics_table(bt.table())
+    st.caption(f"Lower is better for MAE, MSE, MASE and CRPS (the lowest is highlighted); coverage_80 "
                f"near 0.8 is calibrated. MASE is scaled by the in-sample seasonal naive error with "
                f"period {bt.period}"
-               f"{' (detected)' if period is None else ''}. Baselines are point forecasts: no coverage.")
-    calibration_section(a.calibration, a.after_calibration)
-    st.download_button("Download forecast CSV", key="fc_user_download", on_click="ignore",
-                       data=U.forecast_frame(fc, future_x).to_csv(index=False),
-                       file_name=f"{series.name}_forecast.csv", mime="text/csv")
+               f"{' (detected)' if bt.period_detected else ''}. Baselines are point forecasts: no coverage.")
+    calibration_section(bt.calibration(), bt.calibration(ui.AFTER_FINE_TUNE) if tuned is not None else None)
+    c = st.columns(2)
+    c[0].download_button("Download forecast CSV", key="fc_user_download", on_click="ignore",
+                         data=fc.to_frame(future_x).to_csv(index=False),
+                         file_name=f"{series.name}_forecast.csv", mime="text/csv")
+    c[1].download_button("Download backtest CSV (with the truth)", key="fc_user_backtest_download",
+                         on_click="ignore",
+                         data=bt.frame(None if times is None else times[n - holdout:]).to_csv(index=False),
+                         file_name=f"{series.name}_backtest.csv", mime="text/csv")
 
 
 if source == SYNTHETIC:

@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from nanotst import app_state as A
+from nanotst.checkpoints import model_card
 from pages import _common as ui
 
 active = ui.sidebar()
@@ -34,7 +34,7 @@ for i, s in enumerate(x for x in stages if x.name in show):
         st.caption(s.note)
 
 st.header("The active model")
-card = A.model_card(active)
+card = model_card(active)
 c = st.columns(4)
 c[0].metric("Rung", card["rung"])
 c[1].metric("Parameters", f"{card['parameters']:,}")

@@ -2,7 +2,8 @@
 inside a fragment, so charts update live and clicks elsewhere never lose the run."""
 import streamlit as st
 
-from nanotst import app_state as A
+from nanotst.checkpoints import checkpoint_dir
+from nanotst.sessions import TrainSettings, TrainingSession
 from nanotst import plots
 from nanotst.checkpoints import CheckpointExists
 from nanotst.config import POSITIONS, RUNGS
@@ -10,9 +11,9 @@ from nanotst.data import FAMILIES, MIXES
 from pages import _common as ui
 
 ui.sidebar()
-D = A.TrainSettings()
+D = TrainSettings()
 WEIGHT_MAX = max(8.0, *MIXES["all"].values())   # the custom mix sliders reach past every preset weight
-session: A.TrainingSession = ui.attach_run().training   # kept on the server: a reload finds it again
+session: TrainingSession = ui.attach_run().training   # kept on the server: a reload finds it again
 
 st.title("Train")
 st.markdown("Train your own NanoTST in this browser session. The defaults are small and fast: "
@@ -20,12 +21,11 @@ st.markdown("Train your own NanoTST in this browser session. The defaults are sm
             "and make it the active model.")
 
 
-def settings() -> A.TrainSettings:
+def settings() -> TrainSettings:
     s = st.session_state
     preset = s["tr_mix"]
-    mix = tuple(MIXES[preset].items()) if preset != "custom" else tuple(
-        (f, float(s[f"tr_w_{f}"])) for f in FAMILIES)
-    return A.TrainSettings(rung=s["tr_rung"], n_layers=s["tr_layers"], d_model=s["tr_width"],
+    mix = preset if preset != "custom" else tuple((f, float(s[f"tr_w_{f}"])) for f in FAMILIES)
+    return TrainSettings(rung=s["tr_rung"], n_layers=s["tr_layers"], d_model=s["tr_width"],
                            n_heads=s["tr_heads"], patch_size=s["tr_patch"], lr=s["tr_lr"],
                            batch_size=s["tr_batch"], epochs=s["tr_epochs"], n_series=s["tr_series"],
                            seed=s["tr_seed"], mix=mix, eval_every=s["tr_eval"],
@@ -53,7 +53,7 @@ def on_reset():
 def on_save(overwrite: bool = False):
     st.session_state.pop("tr_overwrite", None)
     try:
-        path = session.save(st.session_state["tr_name"], A.checkpoint_dir(), overwrite=overwrite)
+        path = session.save(st.session_state["tr_name"], checkpoint_dir(), overwrite=overwrite)
     except CheckpointExists as err:
         st.session_state["tr_save_msg"] = ("warning", str(err))
         st.session_state["tr_overwrite"] = True

@@ -11,7 +11,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from nanotst.app_state import CHECKPOINT_DIR_ENV, DEFAULT_CHECKPOINT_ENV
+from nanotst.checkpoints import CHECKPOINT_DIR_ENV, DEFAULT_CHECKPOINT_ENV
 from nanotst.checkpoints import save_checkpoint
 from nanotst.config import ModelConfig, TrainConfig
 from nanotst.model import build_model
@@ -111,7 +111,7 @@ def test_forecast_fan_chart_and_download(ckpt_dir):
     assert {"50% band", "80% band", "95% band", "median", "held-out truth"} <= set(names)
     assert at.get("download_button")
     methods = list(at.table[0].value.index)
-    assert {"naive", "linear"} <= set(methods)
+    assert {"naive", "linear baseline"} <= set(methods)
     at.slider(key="fc_horizon").set_value(1).run()
     assert not at.exception
 

@@ -222,7 +222,7 @@ def test_default_checkpoint_path_is_package_relative():
 
 def _default_eval():
     from nanotst.evaluate import grammar_eval
-    from nanotst.train import grammar_noise_floor
+    from nanotst.evaluate import grammar_noise_floor
     ck = load_checkpoint(DEFAULT_CHECKPOINT)
     cfg = ck.model_config
     floor = grammar_noise_floor(cfg.context_length, cfg.patch_size)["noisy"]   # computed, about 0.073
@@ -256,21 +256,19 @@ def test_shipped_default_noisy_median_over_40_draws_meets_the_bar():
 
 # The issue's quality target on real series: the README's backtest (hold out the last 32 values,
 # seasonal period 12 for the monthly series, 11 for sunspots), averaged over the three examples.
-EXAMPLE_PERIODS = {"co2_mauna_loa_monthly.csv": 12, "elnino_sst_monthly.csv": 12,
-                   "sunspots_yearly.csv": 11}
 
 
 @pytest.fixture(scope="module")
 def example_backtests():
     """(NanoTST row, seasonal naive row) per example; computed once for both target tests."""
-    from nanotst.userdata import backtest, load_series_csv
-    from nanotst.userforecast import EXAMPLES_DIR
+    from nanotst.backtest import backtest
+    from nanotst.userdata import EXAMPLES, example_path, load_series_csv
     model = load_checkpoint(DEFAULT_CHECKPOINT).model
     results = {}
-    for name, period in EXAMPLE_PERIODS.items():
-        series = load_series_csv(EXAMPLES_DIR / name)
-        rows = {r["method"]: r for r in backtest(model, series.values, 32, period=period).rows}
-        results[name] = (rows["NanoTST"], rows[f"seasonal naive (period {period})"])
+    for name, example in EXAMPLES.items():
+        series = load_series_csv(example_path(name))
+        scores = backtest(model, series.values, 32, period=example.period).scores
+        results[name] = (scores["NanoTST"], scores["seasonal naive"])
     return results
 
 

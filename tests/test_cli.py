@@ -153,16 +153,17 @@ def test_ctrl_c_saves_what_was_trained(tmp_path):
 
 
 def test_report_figures_are_pure_and_complete(tmp_path):
-    from nanotst.report import grammar_mse_figure, loss_figure, snapshot_figure, write_report
+    from nanotst.plots import grammar_curves_figure, loss_figure, snapshots_slider_figure
+    from nanotst.report import write_report
     case = {"target": [[0.0, 1.0], [1.0, 0.0]], "mu": [[0.1, 0.9], [0.8, 0.1]], "sigma": [[0.2, 0.2], [0.3, 0.3]],
             "loc": 0.0, "scale": 1.0}
     snaps = [{"step": s, "epoch": s / 10, "grammar": {"flat": case, "sine": case}} for s in (0, 10, 20)]
     g = {"flat": {"mse": 0.5, "sigma": 0.3}, "sine": {"mse": 0.2, "sigma": 0.3}}
     history = [{"step": 0, "epoch": 0, "train_loss": None, "val_loss": 1.0, "elapsed": 0, "grammar": g},
                {"step": 10, "epoch": 1, "train_loss": 0.8, "val_loss": 0.7, "elapsed": 1, "grammar": g}]
-    fig = snapshot_figure(snaps)
+    fig = snapshots_slider_figure(snaps)
     assert len(fig.frames) == 3 and len(fig.layout.sliders[0].steps) == 3
-    assert grammar_mse_figure(history).layout.yaxis.type == "log"
+    assert grammar_curves_figure(history).layout.yaxis.type == "log"
     assert len(loss_figure(history).data) == 2
     out = write_report(tmp_path / "r.html", history, snaps, title="t")
     assert out.read_text().count("<script src=") == 0 and os.listdir(tmp_path) == ["r.html"]

@@ -8,7 +8,7 @@ import pytest
 from nanotst.cli import main
 from tests.test_cli import assert_one_line_error, nanotst
 
-QUANTILE_COLUMNS = ["q5", "q10", "q25", "q50", "q75", "q90", "q95"]
+QUANTILE_COLUMNS = ["q2.5", "q10", "q25", "q50", "q75", "q90", "q97.5"]   # the bands' edges
 
 
 @pytest.fixture
@@ -33,8 +33,9 @@ def test_forecast_writes_one_row_per_future_step(seasonal_csv, tmp_path, capsys)
                        "--output", out)
     assert code == 0, err
     fc = pd.read_csv(out)
-    assert list(fc.columns) == ["step", "mean"] + QUANTILE_COLUMNS
+    assert list(fc.columns) == ["step", "time", "mean"] + QUANTILE_COLUMNS   # the app's format
     assert fc["step"].tolist() == list(range(1, 41))
+    assert fc["time"].iloc[0].startswith("2016-09-01")      # the month after the last one
     q = fc[QUANTILE_COLUMNS].to_numpy()
     assert (np.diff(q, axis=1) >= -1e-9).all()              # quantiles in order at every step
     assert 5 < fc["mean"].mean() < 40                         # original scale, not normalized
@@ -45,9 +46,9 @@ def test_forecast_writes_one_row_per_future_step(seasonal_csv, tmp_path, capsys)
 def test_forecast_custom_quantiles(seasonal_csv, tmp_path, capsys):
     out = tmp_path / "fc.csv"
     code, _, err = run(capsys, "forecast", "--input", seasonal_csv, "--horizon", 3, "--samples", 20,
-                       "--quantiles", "0.025,0.5,0.975", "--output", out)
+                       "--quantiles", "0.05,0.5,0.95", "--output", out)
     assert code == 0, err
-    assert list(pd.read_csv(out).columns) == ["step", "mean", "q2.5", "q50", "q97.5"]
+    assert list(pd.read_csv(out).columns) == ["step", "time", "mean", "q5", "q50", "q95"]
 
 
 def test_backtest_json_compares_with_the_baselines(seasonal_csv, capsys):
@@ -55,22 +56,22 @@ def test_backtest_json_compares_with_the_baselines(seasonal_csv, capsys):
                          "--samples", 50)
     assert code == 0, err
     result = json.loads(out)
-    assert result["period"] == 12 and result["column"] == "sales"
+    assert result["period"] == 12 and result["period_detected"] and result["column"] == "sales"
     methods = {m["method"]: m for m in result["methods"]}
-    assert set(methods) == {"NanoTST", "naive", "seasonal naive (period 12)", "linear baseline"}
+    assert set(methods) == {"NanoTST", "naive", "seasonal naive", "linear baseline"}
     for m in methods.values():
         assert {"mae", "mase", "crps", "coverage_50", "coverage_80", "coverage_95"} <= set(m)
     assert 0 <= methods["NanoTST"]["coverage_80"] <= 1
     assert methods["naive"]["coverage_80"] is None             # a point forecast has no bands
     # a clean seasonal series: seasonal naive beats naive
-    assert methods["seasonal naive (period 12)"]["mae"] < methods["naive"]["mae"]
+    assert methods["seasonal naive"]["mae"] < methods["naive"]["mae"]
 
 
 def test_backtest_table_and_given_period(seasonal_csv, capsys):
     code, out, _ = run(capsys, "backtest", "--input", seasonal_csv, "--horizon", 24, "--period", 6,
                        "--samples", 20)
     assert code == 0
-    assert "season period 6" in out and "seasonal naive (period 6)" in out
+    assert "season period 6\n" in out and "seasonal naive" in out
 
 
 def write(tmp_path, name, text):

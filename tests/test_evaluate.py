@@ -1,14 +1,15 @@
-"""Metrics against hand-computed values and known identities; baselines; model summaries."""
+"""metrics.py against hand-computed values and known identities; baselines.py; evaluate_model."""
 import numpy as np
 import pytest
 import torch
 
 from nanotst.config import ModelConfig
-from nanotst.evaluate import (central_interval, coverage, crps_gaussian, crps_samples,
-                              crps_samples_per_step, detect_period, evaluate_model,
-                              fit_linear_baseline, gaussian_nll, interval_coverage,
-                              linear_baseline_forecast, mae, mase,
-                              mse, naive_forecast, score_forecast, seasonal_naive_forecast)
+from nanotst.baselines import (detect_period, fit_linear_baseline, linear_baseline_forecast, naive_forecast,
+                               seasonal_naive_forecast)
+from nanotst.evaluate import evaluate_model
+from nanotst.metrics import (band_quantiles, central_interval, coverage, crps_gaussian, crps_samples,
+                             crps_samples_per_step, gaussian_nll, interval_coverage, mae, mase, mse,
+                             weighted_quantile_loss)
 from nanotst.model import build_model
 
 TINY = dict(context_length=64, patch_size=8, d_model=16, n_heads=2, n_layers=2, dropout=0.0)
@@ -100,16 +101,16 @@ def test_detect_period():
     assert detect_period(t * 2.0) == 1
 
 
-def test_score_forecast_point_and_samples():
-    history = np.arange(20.0)
-    y = np.array([20.0, 21.0])
-    point = score_forecast(y, np.array([19.0, 19.0]), history, period=1)
-    assert point["mae"] == pytest.approx(1.5) and point["crps"] == pytest.approx(1.5)
-    assert point["mase"] == pytest.approx(1.5) and np.isnan(point["coverage_80"])
-    samples = np.stack([y - 1, y, y + 1] * 10)
-    prob = score_forecast(y, samples, history, period=1)
-    assert prob["mae"] == pytest.approx(0.0) and prob["coverage_95"] == 1.0
-    assert prob["crps"] == pytest.approx(crps_samples(y, samples))
+def test_weighted_quantile_loss_and_band_quantiles():
+    y = np.array([1.0, -1.0])
+    # the median at the truth loses nothing; a median off by 1 everywhere: 2 * 0.5 * 2 / 2 = 1
+    assert weighted_quantile_loss(y, {0.5: y}) == 0.0
+    assert weighted_quantile_loss(y, {0.5: y + 1}) == pytest.approx(1.0)
+    # a 0.9 quantile below the truth costs 0.9 per unit, above it 0.1
+    assert weighted_quantile_loss(np.array([2.0]), {0.9: np.array([1.0])}) == pytest.approx(0.9)
+    assert weighted_quantile_loss(np.array([2.0]), {0.9: np.array([3.0])}) == pytest.approx(0.1)
+    assert np.isnan(weighted_quantile_loss(np.zeros(3), {0.5: np.ones(3)}))
+    assert band_quantiles((0.5, 0.8, 0.95)) == (0.025, 0.1, 0.25, 0.5, 0.75, 0.9, 0.975)
 
 
 def test_fit_linear_baseline_learns_a_persistent_sine():

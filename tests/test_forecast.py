@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from nanotst.config import ModelConfig
-from nanotst.evaluate import holdout_forecast
 from nanotst.forecast import Forecast, ForecastError, forecast, prepare_context, sample_paths
 from nanotst.model import build_model
 
@@ -24,11 +23,11 @@ def series(n=100):
 
 
 def test_shapes_and_summaries():
-    fc = forecast(tiny(), series(), horizon_patches=3, n_samples=40)
+    fc = forecast(tiny(), series(), horizon=24, n_samples=40)
     assert isinstance(fc, Forecast)
     assert fc.samples.shape == (40, 24) and fc.horizon == 24 and fc.n_samples == 40
     assert fc.mean.shape == fc.median.shape == (24,)
-    assert sorted(fc.quantiles) == [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
+    assert sorted(fc.quantiles) == [0.025, 0.1, 0.25, 0.5, 0.75, 0.9, 0.975]   # the bands' edges
     np.testing.assert_allclose(fc.quantiles[0.5], fc.median)
     assert fc.probabilistic and np.all(np.isfinite(fc.samples))
     lo, hi = fc.interval(0.8)
@@ -37,7 +36,7 @@ def test_shapes_and_summaries():
 
 
 def test_quantiles_are_ordered_and_paths_differ():
-    fc = forecast(tiny(), series(), 2, n_samples=50)
+    fc = forecast(tiny(), series(), 16, n_samples=50)
     qs = np.stack([fc.quantiles[q] for q in sorted(fc.quantiles)])
     assert np.all(np.diff(qs, axis=0) >= 0)
     assert np.all(fc.samples.std(axis=0) > 0)
@@ -45,17 +44,17 @@ def test_quantiles_are_ordered_and_paths_differ():
 
 def test_deterministic_by_seed():
     model = tiny()
-    a = forecast(model, series(), 2, n_samples=20, seed=7)
-    b = forecast(model, series(), 2, n_samples=20, seed=7)
-    c = forecast(model, series(), 2, n_samples=20, seed=8)
+    a = forecast(model, series(), 16, n_samples=20, seed=7)
+    b = forecast(model, series(), 16, n_samples=20, seed=7)
+    c = forecast(model, series(), 16, n_samples=20, seed=8)
     np.testing.assert_array_equal(a.samples, b.samples)
     assert not np.allclose(a.samples, c.samples)
 
 
 def test_a_path_does_not_depend_on_how_many_run_beside_it():
     model = tiny()
-    few = forecast(model, series(), 2, n_samples=5, seed=3)
-    many = forecast(model, series(), 2, n_samples=50, seed=3)
+    few = forecast(model, series(), 16, n_samples=5, seed=3)
+    many = forecast(model, series(), 16, n_samples=50, seed=3)
     np.testing.assert_allclose(few.samples, many.samples[:5], rtol=1e-5, atol=1e-5)
 
 
@@ -72,7 +71,7 @@ def test_batch_equals_per_path_with_the_same_noise():
 @pytest.mark.parametrize("rung", ["linear", "attention", "transformer"])
 def test_mse_rungs_give_one_deterministic_path(rung):
     model = tiny(rung)
-    fc = forecast(model, series(), 2, n_samples=10)
+    fc = forecast(model, series(), 16, n_samples=10)
     assert not fc.probabilistic
     np.testing.assert_allclose(fc.samples, np.broadcast_to(fc.samples[0], fc.samples.shape), rtol=1e-6)
     # the first patch is the model's own denormalized prediction
@@ -106,24 +105,24 @@ def test_short_contexts_are_padded_not_trimmed():
     ctx, padded, truncated = prepare_context(np.arange(100.0), patch_size=8, context_length=64)
     assert (padded, truncated, len(ctx)) == (0, 36, 64) and ctx[-1] == 99
     model = tiny()
-    fc = forecast(model, np.arange(50.0), 1, n_samples=3)
+    fc = forecast(model, np.arange(50.0), 8, n_samples=3)
     assert fc.padded == 6 and any("padded 6 values" in n for n in fc.notes)
     np.testing.assert_array_equal(fc.context, np.arange(50.0))
     # every value counts: changing the oldest one changes the forecast (it used to be trimmed)
     older = np.arange(50.0)
     older[0] = 30.0
-    assert not np.allclose(forecast(model, older, 1, n_samples=3).samples, fc.samples)
+    assert not np.allclose(forecast(model, older, 8, n_samples=3).samples, fc.samples)
 
 
 @pytest.mark.parametrize("scale", [1e300, 1e37, 1e-300, 1e-30])
 def test_forecasts_are_right_in_any_units(scale):
     # standardized in float64 before the model's float32: the same forecast, in the given units
     model = tiny()
-    base = forecast(model, series(), 2, n_samples=16)
-    scaled = forecast(model, series() * scale, 2, n_samples=16)
+    base = forecast(model, series(), 16, n_samples=16)
+    scaled = forecast(model, series() * scale, 16, n_samples=16)
     assert np.all(np.isfinite(scaled.samples))
     np.testing.assert_allclose(scaled.samples / scale, base.samples, rtol=1e-4, atol=1e-4)
-    shifted = forecast(model, series() + 1e9, 2, n_samples=16)
+    shifted = forecast(model, series() + 1e9, 16, n_samples=16)
     np.testing.assert_allclose(shifted.samples - 1e9, base.samples, rtol=1e-4, atol=1e-3)
 
 
@@ -132,36 +131,46 @@ def test_only_the_most_recent_context_matters():
     x = series(100)
     y = x.copy()
     y[:36] = 99.0   # older than the context window: must not change the forecast
-    np.testing.assert_array_equal(forecast(model, x, 2, 8).samples, forecast(model, y, 2, 8).samples)
-    np.testing.assert_array_equal(forecast(model, x, 2, 8).samples,
-                                  forecast(model, x[-64:], 2, 8).samples)
+    np.testing.assert_array_equal(forecast(model, x, 16, 8).samples, forecast(model, y, 16, 8).samples)
+    np.testing.assert_array_equal(forecast(model, x, 16, 8).samples,
+                                  forecast(model, x[-64:], 16, 8).samples)
 
 
 def test_too_short_or_bad_requests():
     model = tiny()
     with pytest.raises(ForecastError, match="at least one patch"):
-        forecast(model, np.arange(7.0), 1)
+        forecast(model, np.arange(7.0), 8)
     with pytest.raises(ValueError):  # ForecastError is a ValueError
         forecast(model, series(), 0)
     with pytest.raises(ForecastError, match="NaN"):
-        forecast(model, np.r_[series(), np.nan], 1)
+        forecast(model, np.r_[series(), np.nan], 8)
 
 
 def test_training_mode_is_restored():
     model = tiny().train()
-    forecast(model, series(), 1, n_samples=4)
+    forecast(model, series(), 8, n_samples=4)
     assert model.training
 
 
-def test_holdout_forecast():
+def test_the_horizon_is_counted_in_values():
     model = tiny()
-    ho = holdout_forecast(model, series(100), k_patches=2, n_samples=30)
-    assert ho.truth.shape == (16,) and len(ho.history) == 84
-    np.testing.assert_array_equal(ho.truth, series(100)[-16:])
-    assert ho.forecast.samples.shape == (30, 16)
-    assert {"mae", "mse", "mase", "crps", "coverage_50", "coverage_80", "coverage_95"} <= set(ho.scores)
-    with pytest.raises(ForecastError, match="at least one patch"):
-        holdout_forecast(model, series(20), k_patches=2)
+    short = forecast(model, series(), 5, n_samples=6, seed=1)       # not a whole patch
+    whole = forecast(model, series(), 8, n_samples=6, seed=1)       # the patch it was cut from
+    assert short.samples.shape == (6, 5) and forecast(model, series(), 21, n_samples=6).horizon == 21
+    np.testing.assert_array_equal(short.samples, whole.samples[:, :5])
+    with pytest.raises(ForecastError, match="positive number of values"):
+        forecast(model, series(), 2.5)
+
+
+def test_to_frame_is_the_one_download_format():
+    fc = forecast(tiny(), series(), 11, n_samples=50)
+    frame = fc.to_frame()
+    assert list(frame.columns) == ["step", "mean", "q2.5", "q10", "q25", "q50", "q75", "q90", "q97.5"]
+    assert frame["step"].tolist() == list(range(1, 12))
+    np.testing.assert_allclose(frame["q50"], fc.median)
+    held = fc.to_frame(np.arange(2000, 2011), truth=np.arange(11.0))
+    assert list(held.columns)[:2] == ["step", "time"] and list(held.columns)[-1] == "truth"
+    assert held["time"].tolist() == list(range(2000, 2011))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -172,5 +181,5 @@ def test_a_read_only_context_is_forecast_without_a_warning(dtype):
     frozen.flags.writeable = False
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fc = forecast(tiny(), frozen, 2, n_samples=8)
-    np.testing.assert_array_equal(fc.samples, forecast(tiny(), values, 2, n_samples=8).samples)
+        fc = forecast(tiny(), frozen, 16, n_samples=8)
+    np.testing.assert_array_equal(fc.samples, forecast(tiny(), values, 16, n_samples=8).samples)

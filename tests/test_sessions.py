@@ -81,9 +81,65 @@ def test_release_pauses_the_run():
 
 def test_the_position_and_padding_experiments_differ_only_in_their_switch():
     from dataclasses import replace
-    from nanotst.app_state import experiment_variants
+    from nanotst.sessions import experiment_variants
     for kind, field in (("position", "position"), ("padding", "input_mask")):
         a, b = experiment_variants(kind, steps=20)
         assert getattr(a.model_config, field) != getattr(b.model_config, field)
         assert replace(a.model_config, **{field: getattr(b.model_config, field)}) == b.model_config
         assert a.train_config == b.train_config
+
+
+# ---------------------------------------------------------------- the per-session objects
+
+from nanotst.checkpoints import CheckpointError, CheckpointExists, load_checkpoint  # noqa: E402
+from nanotst.sessions import ExperimentRun, TrainingSession, TrainSettings  # noqa: E402
+
+TINY_RUN = TrainSettings(n_layers=1, d_model=16, n_heads=2, patch_size=32, epochs=2, n_series=64,
+                         batch_size=16, eval_every=4)
+
+
+def test_a_training_session_steps_pauses_stops_and_saves_its_preset_name(tmp_path):
+    s = TrainingSession(TINY_RUN)
+    assert s.status()["state"] == "not started" and s.status()["total_steps"] == 8
+    assert s.step(3) == 3 and not s.running and s.status()["step"] == 3
+    s.start()
+    assert s.running
+    s.pause()
+    assert s.tick() == 0                                 # paused: a tick trains nothing
+    s.stop()
+    assert s.done and s.status()["state"] == "stopped by user"
+    path = s.save("mine", tmp_path)
+    saved = load_checkpoint(path)
+    assert saved.data_spec["mix_name"] == "all"          # the preset's name, not only its weights
+    assert saved.history[-1]["step"] == 3
+    with pytest.raises(CheckpointError, match="nothing to save"):
+        TrainingSession(TINY_RUN).save("other", tmp_path)
+    other = TrainingSession(TINY_RUN)
+    other.step(1)
+    with pytest.raises(CheckpointExists):
+        other.save("mine", tmp_path)                     # another run's file is not overwritten
+    other.save("mine", tmp_path, overwrite=True)
+    with pytest.raises(CheckpointError, match="shipped model"):
+        other.save("default", tmp_path)
+
+
+def test_a_custom_mix_is_saved_as_weights_without_a_name(tmp_path):
+    s = TrainingSession(TrainSettings(**{**TINY_RUN.__dict__, "mix": (("flat", 1.0), ("sine_low", 2.0))}))
+    s.step(1)
+    spec = load_checkpoint(s.save("custom", tmp_path)).data_spec
+    assert spec["mix_name"] is None and spec["mix"] == pytest.approx({"flat": 1 / 3, "sine_low": 2 / 3})
+
+
+def test_bad_settings_are_an_error_message_not_an_exception():
+    s = TrainingSession(TrainSettings(**{**TINY_RUN.__dict__, "d_model": 15}))   # not divisible by heads
+    s.start()
+    assert not s.running and s.error and "d_model" in s.error
+
+
+def test_an_experiment_trains_every_variant_and_tabulates_them():
+    run = ExperimentRun("depth", steps=4, settings=TINY_RUN).run_all(seconds_per_call=1.0)
+    assert run.done and run.error is None and run.progress == 1.0
+    rows = run.table()
+    assert [r["variant"] for r in rows] == ["1 layers", "2 layers", "4 layers"]
+    assert all(r["steps"] == 4 for r in rows)
+    assert run.headline() is not None

@@ -1,12 +1,17 @@
 """Trainer: loss falls, chunking changes nothing, every rung trains, divergence is caught."""
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
 from nanotst.config import ConfigError, ModelConfig, TrainConfig
 from nanotst.model import build_model
-from nanotst.train import Trainer, grammar_noise_floor, learning_order
+from nanotst.evaluate import grammar_noise_floor
+from nanotst.train import Trainer, fine_tune, learning_order
+from nanotst.backtest import backtest
+from nanotst.userdata import DataError
 
 TINY = ModelConfig(context_length=64, patch_size=8, d_model=16, n_heads=2, n_layers=1, dropout=0.1)
 
@@ -189,3 +194,35 @@ def test_cosine_schedule_decays_to_a_tenth():
     t.run(4)
     assert t.optimizer.param_groups[0]["lr"] == pytest.approx(t.lr_at(3))
     assert Trainer(TINY, tc(), device="cpu").lr_at(5) == 3e-3
+
+
+@pytest.fixture
+def tiny_model():
+    torch.manual_seed(0)
+    return build_model(ModelConfig(context_length=64, patch_size=8, d_model=16, n_heads=2, n_layers=1,
+                                   dropout=0.0)).eval()
+
+
+def test_fine_tune_trains_a_copy_on_the_history_only(tiny_model):
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    values = np.sin(np.arange(100) / 4) + 0.01 * np.arange(100)
+    seen = []
+    result = fine_tune(tiny_model, values, holdout=20, steps=5, lr=1e-3,
+                         progress=lambda i, n, loss: seen.append((i, n)))
+    assert seen[-1] == (5, 5) and len(result.losses) == 5
+    assert result.n_values == 80 and result.window == 64 + 8     # input plus the next patch
+    for k, v in tiny_model.state_dict().items():            # the original is untouched
+        assert torch.equal(v, before[k]), k
+    assert any(not torch.equal(v, before[k]) for k, v in result.model.state_dict().items())
+    assert not result.model.training
+    # the held-out part never enters: changing it changes nothing
+    other = values.copy()
+    other[-20:] = 1e6
+    again = fine_tune(tiny_model, other, holdout=20, steps=5, lr=1e-3)
+    for k, v in result.model.state_dict().items():
+        assert torch.equal(v, again.model.state_dict()[k]), k
+    bt = backtest(tiny_model, values, 20, n_samples=20, others={"after fine-tune": result.model})
+    assert list(bt.table().index[:2]) == ["NanoTST", "after fine-tune"]
+    assert bt.calibration("after fine-tune").pit.shape == (20,)
+    with pytest.raises(DataError, match="at least 16 values before the holdout"):
+        fine_tune(tiny_model, values, holdout=90, steps=2)

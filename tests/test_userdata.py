@@ -3,12 +3,8 @@ import io
 
 import numpy as np
 import pytest
-import torch
 
-from nanotst.config import ModelConfig
-from nanotst.evaluate import fit_linear_baseline
-from nanotst.model import build_model
-from nanotst.userdata import DataError, backtest, load_series_csv, parse_pasted_values
+from nanotst.userdata import DataError, future_times, load_series_csv, parse_pasted_values
 
 P = 8  # tiny patch size: 2 patches = 16 values
 
@@ -165,23 +161,14 @@ def test_parse_pasted_values():
     assert filled.values[1] == 2.0 and filled.notes == ["filled 1 missing values by interpolation"]
 
 
-TINY = dict(context_length=64, patch_size=P, d_model=16, n_heads=2, n_layers=2, dropout=0.0)
-
-
-def test_backtest_rows_and_baselines():
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(**TINY)).eval()
-    t = np.arange(120)
-    values = np.sin(2 * np.pi * t / 12)
-    linear = fit_linear_baseline(values[:-12], ModelConfig(rung="linear", **TINY))
-    result = backtest(model, values, horizon=12, n_samples=30, linear_model=linear)
-    frame = result.to_frame()
-    assert list(frame.index) == ["NanoTST", "naive", "seasonal naive (period 12)", "linear baseline"]
-    assert result.period == 12 and result.forecast.samples.shape == (30, 12)
-    # the seasonal naive is exact on a pure sine of its period
-    assert frame.loc["seasonal naive (period 12)", "mae"] == pytest.approx(0.0, abs=1e-9)
-    assert frame.loc["naive", "crps"] == frame.loc["naive", "mae"]
-    assert np.isnan(frame.loc["naive", "coverage_80"])
-    assert 0.0 <= frame.loc["NanoTST", "coverage_95"] <= 1.0
-    with pytest.raises(DataError, match="needs at least 8"):
-        backtest(model, values[:15], horizon=10)
+def test_future_times_continue_the_spacing():
+    months = np.array(["2001-10-01", "2001-11-01", "2001-12-01"], dtype="datetime64[ns]")
+    fut = future_times(months, 3)
+    assert [str(t)[:10] for t in fut] == ["2002-01-01", "2002-02-01", "2002-03-01"]
+    gappy = np.array(["2001-01-01", "2001-02-01", "2001-04-01", "2001-05-01"], dtype="datetime64[ns]")
+    assert str(future_times(gappy, 1)[0])[:10] == "2001-06-01"
+    years = future_times(np.array([1700, 1701, 1702]), 2)
+    assert years.tolist() == [1703, 1704] and years.dtype.kind == "i"
+    assert future_times(np.array([0.0, 0.5, 1.0]), 2).tolist() == [1.5, 2.0]
+    assert future_times(np.array(["a", "b", "c"], dtype=object), 2) is None
+    assert future_times(None, 2) is None
