@@ -12,6 +12,7 @@ PAGES = [
     st.Page("pages/signals.py", title="Signals", icon=":material/show_chart:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/attention.py", title="Attention", icon=":material/grid_on:"),
+    st.Page("pages/inside.py", title="Inside", icon=":material/biotech:"),
     st.Page("pages/forecast.py", title="Forecast", icon=":material/trending_up:"),
     st.Page("pages/experiments.py", title="Experiments", icon=":material/science:"),
 ]

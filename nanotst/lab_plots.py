@@ -21,9 +21,17 @@ def _f32(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float32)
 
 
-def _layout(fig: go.Figure, title: str, **kw) -> go.Figure:
+def _layout(fig: go.Figure, title: str, legend_below: bool = False, **kw) -> go.Figure:
+    if legend_below:   # many legend entries: below the plot, clear of the title and panel titles
+        kw = {"legend": dict(orientation="h", x=0, xanchor="left", y=-0.22, yanchor="top"),
+              "margin": dict(l=60, r=20, t=70, b=120), **kw}
     fig.update_layout(**{**LAYOUT, "title": dict(text=title), **kw})
     return fig
+
+
+def fan_bands(fc) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """A forecast's 95/80/50% bands {level: (lo, hi)} and its median, as the fan figures take them."""
+    return {lv: fc.interval(lv / 100) for lv in (95, 80, 50)}, fc.median
 
 
 def _band(fig, x, lo, hi, rgb: str, alpha: float, name: str, row=None, col=None, show=True, group=None):
@@ -82,7 +90,8 @@ def what_if_figure(original: np.ndarray, edited: np.ndarray, mu: tuple[np.ndarra
             fig.add_vline(x=start, line=dict(color=EDITED, dash="dash", width=1), row=1, col=2)
     fig.update_xaxes(title_text="time step")
     fig.update_yaxes(title_text="value", col=1)
-    return _layout(fig, "Next-patch μ and σ and the forecast fan: original | edited", height=400)
+    return _layout(fig, "Next-patch μ and σ and the forecast fan: original | edited", legend_below=True,
+                   height=480)
 
 
 def attention_change_figure(change: np.ndarray, patch_size: int) -> go.Figure:
@@ -139,7 +148,7 @@ def ablation_fan_figure(context: np.ndarray, fans: tuple[Mapping, Mapping],
         _fan(fig, C, {k: v for k, v in bands.items() if k == 80}, med, rgb, label)
     fig.update_xaxes(title_text="time step")
     fig.update_yaxes(title_text="value")
-    return _layout(fig, title)
+    return _layout(fig, title, legend_below=True, height=420)
 
 
 def grammar_errors_figure(intact: Mapping[str, float], ablated: Mapping[str, float],
