@@ -152,3 +152,13 @@ def weighted_quantile_loss(y, quantiles: dict) -> float:
         diff = y - _arr(pred)
         losses.append(2 * np.sum(np.maximum(q * diff, (q - 1) * diff)) / denom)
     return float(np.mean(losses))
+
+
+def trailing_geomean(values, window: int = 3) -> np.ndarray:
+    """Each value replaced by the geometric mean of it and the window - 1 before it: a smoothing
+    for errors that span decades (one noisy evaluation moves it by a factor, not a decade)."""
+    logs = np.log(np.maximum(_arr(values), 1e-30))
+    sums = np.cumsum(np.concatenate([[0.0], logs]))
+    n = np.arange(1, len(logs) + 1)
+    start = np.maximum(n - window, 0)
+    return np.exp((sums[n] - sums[start]) / (n - start))

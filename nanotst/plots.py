@@ -12,6 +12,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .metrics import trailing_geomean
+
 CASE_COLORS = {"flat": "#4C78A8", "line": "#F58518", "sine": "#54A24B", "noisy": "#B279A2"}
 """One colour per grammar case, used everywhere."""
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#B279A2", "#E45756", "#72B7B2", "#EECA3B",
@@ -109,41 +111,57 @@ def patch_grid_figure(patches: np.ndarray, title: str = "Patches (the model's to
     rows = np.arange(n, dtype=np.int32)[:, None, None]
     custom = np.broadcast_to(np.concatenate([rows * step, (rows + 1) * step - 1], axis=-1),
                              (n, w, 2)).astype(np.int32)
+    # a signed quantity diverges around 0; one that is never negative (σ) runs from 0 up
+    scale = dict(colorscale="RdBu_r", zmid=0) if patches.min() < 0 else dict(colorscale="Blues", zmin=0)
     fig.add_trace(go.Heatmap(z=_f32(patches), x=np.arange(w, dtype=np.int32),
-                             y=np.arange(n, dtype=np.int32), colorscale="RdBu_r",
-                             zmid=0, colorbar=dict(title=dict(text=colorbar)), customdata=custom,
+                             y=np.arange(n, dtype=np.int32), **scale,
+                             colorbar=dict(title=dict(text=colorbar)), customdata=custom,
                              hovertemplate="patch %{y} (t %{customdata[0]}–%{customdata[1]})<br>"
                                            "col %{x}<br>value %{z:.3f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
     return fig
 
 
-def pipeline_diagram_figure(stages: Sequence[tuple[str, str]], title: str = "The NanoTST pipeline"
-                            ) -> go.Figure:
-    """Boxes and arrows: one box per stage, labelled with its name and tensor shape."""
+def pipeline_diagram_figure(stages: Sequence[tuple[str, str]], title: str = "The NanoTST pipeline",
+                            parallel_tail: int | None = None) -> go.Figure:
+    """Boxes and arrows: one box per stage, labelled with its name and tensor shape.
+
+    The last `parallel_tail` stages are parallel outputs of one step (μ and σ of the Gaussian
+    head): stacked in one column, each with its own arrow. Default: the stages whose names start
+    with μ or σ."""
+    if parallel_tail is None:
+        parallel_tail = sum(1 for name, _ in stages if name[:1] in ("μ", "σ"))
+    parallel_tail = max(1, parallel_tail)
+    columns = list(stages[:len(stages) - parallel_tail]) + [list(stages[len(stages) - parallel_tail:])]
     fig = go.Figure()
-    n = len(stages)
-    shapes, notes = [], []
-    for i, (name, shape) in enumerate(stages):
+    shapes, notes, hover = [], [], []
+    for i, column in enumerate(columns):
+        boxes = column if isinstance(column, list) else [column]
         x0, x1 = i * 1.3, i * 1.3 + 1.0
-        shapes.append(dict(type="rect", x0=x0, x1=x1, y0=0, y1=1, line=dict(color="#4C78A8"),
-                           fillcolor="rgba(76,120,168,0.12)"))
-        notes.append(dict(x=(x0 + x1) / 2, y=0.62, text=f"<b>{name}</b>", showarrow=False,
-                          font=dict(size=12)))
-        notes.append(dict(x=(x0 + x1) / 2, y=0.3, text=shape, showarrow=False,
-                          font=dict(size=12, color="#E45756")))
-        if i < n - 1:
-            notes.append(dict(x=x1 + 0.28, y=0.5, ax=x1 + 0.02, ay=0.5, xref="x", yref="y",
-                              axref="x", ayref="y", showarrow=True, arrowhead=2, text=""))
+        height = 1.0 / len(boxes)
+        for j, (name, shape) in enumerate(boxes):
+            y1 = 1.0 - j * height
+            y0 = y1 - height + (0.06 if len(boxes) > 1 else 0.0)
+            shapes.append(dict(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, line=dict(color="#4C78A8"),
+                               fillcolor="rgba(76,120,168,0.12)"))
+            short = name.replace(" (next patch)", "")
+            notes.append(dict(x=(x0 + x1) / 2, y=y0 + 0.62 * (y1 - y0), text=f"<b>{short}</b>",
+                              showarrow=False, font=dict(size=12)))
+            notes.append(dict(x=(x0 + x1) / 2, y=y0 + 0.3 * (y1 - y0), text=shape, showarrow=False,
+                              font=dict(size=11, color="#E45756")))
+            hover.append(((x0 + x1) / 2, (y0 + y1) / 2, f"{name}: {shape}"))
+            if i > 0:   # an arrow from the previous column into this box
+                notes.append(dict(x=x0 - 0.02, y=(y0 + y1) / 2, ax=x0 - 0.28, ay=0.5, xref="x",
+                                  yref="y", axref="x", ayref="y", showarrow=True, arrowhead=2, text=""))
     fig.update_layout(shapes=shapes, annotations=notes)
     # an invisible trace so the axes exist and hover shows the shapes
-    fig.add_trace(go.Scatter(x=[i * 1.3 + 0.5 for i in range(n)], y=[0.5] * n, mode="markers",
-                             marker=dict(opacity=0), hovertext=[f"{a}: {b}" for a, b in stages],
+    fig.add_trace(go.Scatter(x=[h[0] for h in hover], y=[h[1] for h in hover], mode="markers",
+                             marker=dict(opacity=0), hovertext=[h[2] for h in hover],
                              hoverinfo="text", showlegend=False))
-    fig.update_layout(**{**LAYOUT, "height": 170, "title": dict(text=title),
+    fig.update_layout(**{**LAYOUT, "height": 190, "title": dict(text=title),
                          "margin": dict(l=10, r=10, t=40, b=10)})
-    fig.update_xaxes(visible=False, range=[-0.1, n * 1.3], title_text="stage")
-    fig.update_yaxes(visible=False, range=[-0.1, 1.1], title_text="")
+    fig.update_xaxes(visible=False, range=[-0.1, len(columns) * 1.3 - 0.2], title_text="stage")
+    fig.update_yaxes(visible=False, range=[-0.05, 1.05], title_text="")
     return fig
 
 
@@ -220,26 +238,50 @@ def sigma_vs_noise_figure(sigma_per_patch: np.ndarray | None, abs_error_per_patc
 
 # ---------------------------------------------------------------- training
 
+def log_ticks(fig: go.Figure, axis: str = "y") -> go.Figure:
+    """A log axis labelled once per decade with the full number (0.001, 0.01, 0.1, 1), instead
+    of plotly's bare minor digits ("5, 2, 0.1, 5, 2")."""
+    getattr(fig, f"update_{axis}axes")(type="log", dtick=1, tickformat="~g", minor=dict(showgrid=True))
+    return fig
+
+
 def loss_figure(history: Sequence[Mapping], title: str = "Loss", y_label: str = "loss",
                 height: int = 320) -> go.Figure:
-    """Train and validation loss against the step."""
+    """Train and validation loss against the step. The y axis spans the bulk of the values (up to
+    twice their 95th percentile): a one-batch spike stays readable on hover, and leaves the rest
+    of the curve readable too. NLL can be negative, so the axis stays linear."""
     fig = _fig(title, "step", y_label, height=height)
     steps = [h["step"] for h in history]
+    shown = []
     for key, name, color in (("train_loss", "train", TRAIN_COLOR), ("val_loss", "validation", VAL_COLOR)):
         pts = [(s, h.get(key)) for s, h in zip(steps, history) if h.get(key) is not None]
         if pts:
             xs, ys = zip(*pts)
+            shown += ys
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name,
                                      line=dict(color=color), marker=dict(size=4)))
+    if len(shown) >= 5:
+        values = np.asarray(shown, dtype=float)
+        lo, hi = float(values.min()), float(np.percentile(values, 95))
+        top = hi + max(hi - lo, abs(hi) * 0.1, 1e-6)
+        if values.max() > top:
+            fig.update_yaxes(range=[lo - 0.05 * (top - lo), top])
+            fig.add_annotation(text="spikes above the axis: hover the curve for their values",
+                               xref="paper", yref="paper", x=1, y=1.02, showarrow=False,
+                               xanchor="right", yanchor="bottom", font=dict(size=10, color="#777"))
     return fig
 
 
 def grammar_curves_figure(history: Sequence[Mapping], metric: str = "mse",
                           title: str = "Grammar: error per case (what it learns first)",
                           log_y: bool = True, height: int = 320,
-                          floors: Mapping[str, float] | None = None) -> go.Figure:
-    """Per grammar case, the next-patch error against the step: the learning order; each case's
-    noise floor (the best a model can do) dotted, when given."""
+                          floors: Mapping[str, float] | None = None,
+                          learned: Sequence[Mapping] | None = None, smooth: int = 1) -> go.Figure:
+    """Per grammar case, the next-patch error against the step: the learning order.
+
+    smooth > 1 draws the trailing geometric mean of that many evaluations bold and the raw values
+    faint beside it; `learned` (train.learning_order's records) puts a marker where each case was
+    learned; each case's noise floor (the best a model can do) is dotted, when given."""
     label = {"mse": "next-patch MSE (normalized)", "sigma": "mean predicted σ"}.get(metric, metric)
     fig = _fig(title, "step", label, height=height)
     cases: list[str] = []
@@ -250,15 +292,27 @@ def grammar_curves_figure(history: Sequence[Mapping], metric: str = "mse",
     for i, case in enumerate(cases):
         pts = [(h["step"], h["grammar"][case].get(metric)) for h in history
                if case in (h.get("grammar") or {}) and h["grammar"][case].get(metric) is not None]
-        if pts:
-            xs, ys = zip(*pts)
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=case,
-                                     line=dict(color=case_color(case, i)), marker=dict(size=4)))
+        if not pts:
+            continue
+        xs, ys = zip(*pts)
+        color = case_color(case, i)
+        if smooth > 1:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{case} (raw)", legendgroup=case,
+                                     showlegend=False, opacity=0.3, line=dict(color=color, width=1)))
+            ys = trailing_geomean(ys, smooth)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=case, legendgroup=case,
+                                 line=dict(color=color, width=2 if smooth > 1 else 1.5),
+                                 marker=dict(size=4)))
         if floors and floors.get(case):
-            fig.add_hline(y=floors[case], line=dict(dash="dot", color=case_color(case, i)),
+            fig.add_hline(y=floors[case], line=dict(dash="dot", color=color),
                           annotation_text=f"{case} noise floor")
+    for record in learned or ():
+        color = case_color(record["case"], cases.index(record["case"]) if record["case"] in cases else 0)
+        fig.add_vline(x=record["step"], line=dict(dash="dash", color=color, width=1),
+                      annotation_text=f"{record['case']} learned", annotation_position="top",
+                      annotation_font=dict(size=10, color=color))
     if log_y:
-        fig.update_yaxes(type="log")
+        log_ticks(fig)
     return fig
 
 
@@ -485,8 +539,12 @@ def _add_forecast(fig, x, median, bands, samples=None, truth=None) -> None:
 def fan_chart_figure(context: np.ndarray, horizon_t: np.ndarray, median: np.ndarray,
                      bands: Mapping[int, tuple[np.ndarray, np.ndarray]],
                      samples: np.ndarray | None = None, truth: np.ndarray | None = None,
-                     title: str = "Forecast", y_label: str = "value", height: int = 420) -> go.Figure:
-    """Context, then the forecast: bands {coverage%: (lo, hi)}, median, sample paths, truth."""
+                     title: str = "Forecast", y_label: str = "value", height: int = 420,
+                     zoom: bool = True) -> go.Figure:
+    """Context, then the forecast: bands {coverage%: (lo, hi)}, median, sample paths, truth.
+
+    zoom: the x axis opens on the end of the context and the forecast (the last three horizons
+    of context, at least 64 values); a double-click on the chart shows the whole series."""
     context = np.asarray(context, dtype=float)
     horizon_t = np.asarray(horizon_t)
     fig = _fig(title, "time step", y_label, height=height)
@@ -494,6 +552,10 @@ def fan_chart_figure(context: np.ndarray, horizon_t: np.ndarray, median: np.ndar
                              line=dict(color=TARGET_COLOR, width=1.3)))
     _add_forecast(fig, horizon_t, median, bands, samples, truth)
     fig.update_layout(shapes=[_vline(len(context) - 0.5, "#999999", "dot")])
+    if zoom and len(horizon_t):
+        start = max(0, len(context) - max(3 * len(horizon_t), 64))
+        if start > 0:
+            fig.update_xaxes(range=[start - 0.5, float(horizon_t[-1]) + 0.5])
     return _legend_below(fig, height)
 
 
@@ -616,7 +678,7 @@ def compare_losses_figure(runs: Mapping[str, Sequence[Mapping]], key: str = "val
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=str(name),
                                      line=dict(color=PALETTE[i % len(PALETTE)]), marker=dict(size=4)))
     if log_y:
-        fig.update_yaxes(type="log")
+        log_ticks(fig)
     return fig
 
 
@@ -633,7 +695,7 @@ def compare_grammar_figure(results: Mapping[str, Mapping[str, float]],
         fig.add_trace(go.Bar(x=names, y=[results[n].get(case) for n in names], name=case,
                              marker_color=case_color(case, i)))
     if log_y:
-        fig.update_yaxes(type="log")
+        log_ticks(fig)
     return fig
 
 

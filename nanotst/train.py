@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import grammar_cases, make_dataset, resolve_mix
 from .evaluate import grammar_eval, grammar_noise_floor, next_patch_predictions
+from .metrics import trailing_geomean
 from .model import PatchForecaster, build_model, eval_mode, next_patch_pairs
 from .userdata import DataError
 
@@ -347,15 +348,46 @@ class Trainer:
         return all(torch.isfinite(p).all() for p in self.model.parameters())
 
 
-def learning_order(history: list[dict], threshold: float = 0.05) -> list[dict]:
-    """When each grammar case first reached MSE < threshold: [{"case", "step", "epoch", "elapsed"}],
-    earliest first; cases that never got there are left out."""
-    first = {}
-    for h in history:
-        for case, r in (h.get("grammar") or {}).items():
-            if case not in first and r["mse"] < threshold:
-                first[case] = {"case": case, "step": h["step"], "epoch": h["epoch"], "elapsed": h["elapsed"]}
-    return sorted(first.values(), key=lambda r: r["step"])
+LEARNED_MSE = 0.05        # a grammar case counts as learned below this next-patch MSE ...
+LEARNED_FLOOR_FACTOR = 1.5  # ... or below 1.5 x its noise floor, when that is higher (noisy)
+SMOOTH_WINDOW = 3         # evaluations in the trailing geometric mean the rule reads
+
+
+def learned_threshold(case: str, floors: dict | None = None) -> float:
+    return max(LEARNED_MSE, LEARNED_FLOOR_FACTOR * (floors or {}).get(case, 0.0))
+
+
+def learning_order(history: list[dict], floors: dict | None = None) -> list[dict]:
+    """When each grammar case was learned: the first evaluation from which its smoothed MSE (a
+    trailing geometric mean of SMOOTH_WINDOW evaluations) stays below learned_threshold for the
+    rest of the run so far. [{"case", "step", "epoch", "elapsed", "threshold"}], earliest first;
+    a case not learned (or learned and lost again) is left out."""
+    cases = list((history[0].get("grammar") or {}) if history else {})
+    order = []
+    for case in cases:
+        points = [h for h in history if case in (h.get("grammar") or {})]
+        smooth = trailing_geomean([h["grammar"][case]["mse"] for h in points], SMOOTH_WINDOW)
+        limit = learned_threshold(case, floors)
+        above = np.flatnonzero(smooth >= limit)
+        first = 0 if len(above) == 0 else above[-1] + 1
+        if first < len(points):
+            h = points[first]
+            order.append({"case": case, "step": h["step"], "epoch": h["epoch"], "elapsed": h["elapsed"],
+                          "threshold": limit})
+    return sorted(order, key=lambda r: r["step"])
+
+
+def learning_order_text(history: list[dict], floors: dict | None = None) -> str:
+    """"flat learned at step 20, line at 110, sine at 380, noisy not yet"."""
+    learned = {r["case"]: r["step"] for r in learning_order(history, floors)}
+    cases = list((history[0].get("grammar") or {}) if history else {})
+    done = sorted((c for c in cases if c in learned), key=learned.get)
+    parts = [f"{c} learned at step {learned[c]}" if i == 0 else f"{c} at {learned[c]}"
+             for i, c in enumerate(done)]
+    rest = [c for c in cases if c not in learned]
+    if rest:
+        parts.append(f"{', '.join(rest)} not yet")
+    return ", ".join(parts)
 
 
 # ---------------------------------------------------------------- fine-tuning on one series

@@ -34,6 +34,11 @@ DEFAULT = "default"
 AFTER_FINE_TUNE = "NanoTST after fine-tune"   # the fine-tuned copy's row in a backtest
 
 
+def plural(n: int, word: str) -> str:
+    """1 layer, 2 layers."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def setup_torch() -> None:
     # 2 shared cores: leave one for the server and the other sessions
     n = max(1, (os.cpu_count() or 2) // 2)
@@ -254,7 +259,7 @@ def sidebar() -> ActiveModel:
             st.warning("No trained checkpoint found: using an untrained model. "
                        "Train one on the Train page and save it.")
         st.caption(f"**{active.label}** · {cfg.rung} · {active.model.num_params():,} parameters · "
-                   f"{cfg.n_layers} layers × {cfg.n_heads} heads, d_model {cfg.d_model}, "
+                   f"{plural(cfg.n_layers, 'layer')} × {plural(cfg.n_heads, 'head')}, d_model {cfg.d_model}, "
                    f"patch {cfg.patch_size}")
     st.session_state["active_model"] = active
     return active
@@ -306,7 +311,7 @@ def signal_picker(key: str, length: int = 512, allow_design: bool = False,
 def _designer(key: str, length: int) -> Signal | None:
     c = st.columns(5)
     kind = c[0].selectbox("Kind", SPEC_KINDS, key=f"{key}_kind")
-    period = c[1].slider("Period (samples)", 4.0, 512.0, 64.0, key=f"{key}_period")
+    period = c[1].slider("Period (samples)", 4.0, 512.0, 64.0, 0.5, key=f"{key}_period")
     amplitude = c[2].slider("Amplitude", 0.0, 5.0, 1.0, 0.1, key=f"{key}_amp")
     slope = c[3].slider("Slope (rise over series)", -10.0, 10.0, 0.0, 0.5, key=f"{key}_slope")
     offset = c[4].slider("Offset", -10.0, 10.0, 0.0, 0.5, key=f"{key}_offset")

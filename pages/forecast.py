@@ -88,6 +88,8 @@ def synthetic() -> None:
                     samples=fc.samples[:show_paths], truth=bt.truth,
                     title=f"Forecast of {signal.name}: {n_samples} paths, "
                           f"{horizon} patch(es) = {bt.horizon} steps", key="fc_fan")
+    st.caption("The chart opens on the end of the context and the forecast; double-click it for "
+               "the whole series.")
     st.subheader("Against the baselines")
     verdict(bt)
     metrics_table(bt.table())

@@ -41,8 +41,9 @@ with c2:
     if a.true_noise is not None:
         st.metric("True noise σ (normalized)", f"{a.true_noise:.3f}",
                   help="The noise std the signal was generated with, divided by the series' std.")
-    st.caption("A calibrated model's σ tracks the true noise where the signal is predictable and "
-               "grows where it is not (a jump, the first patches).")
+    st.caption("Where the signal is predictable, a calibrated model's σ tracks the true noise. "
+               "It cannot see a jump coming: at a jump the error spikes while σ stays where it "
+               "was, and σ rises only in the patches after it, once the jump is in the context.")
 
 with st.expander("Patch grid: the tokens the model reads"):
     ui.cached_chart("patch_grid_figure", a.patches, patch_size=P, key="sig_grid")

@@ -5,6 +5,9 @@ import streamlit as st
 from nanotst.checkpoints import checkpoint_dir
 from nanotst.sessions import TrainSettings, TrainingSession
 from nanotst import plots
+from nanotst.evaluate import grammar_noise_floor
+from nanotst.train import (LEARNED_FLOOR_FACTOR, LEARNED_MSE, SMOOTH_WINDOW, learning_order,
+                           learning_order_text)
 from nanotst.checkpoints import CheckpointExists
 from nanotst.config import POSITIONS, RUNGS
 from nanotst.data import FAMILIES, MIXES
@@ -108,6 +111,9 @@ if session.error:
     st.error(session.error)
 
 
+floors = grammar_noise_floor(session.settings.configs()[0].context_length, session.settings.patch_size)
+
+
 @st.fragment(run_every=0.5 if session.running else None)
 def live():
     was_running = session.running
@@ -127,7 +133,14 @@ def live():
             ui.chart(plots.loss_figure(session.history, y_label="loss (NLL)" if
                                        session.settings.rung == "nanotst" else "loss (MSE)"), key="tr_loss")
         with c2:
-            ui.chart(plots.grammar_curves_figure(session.history), key="tr_grammar")
+            order = learning_order(session.history, floors)
+            ui.chart(plots.grammar_curves_figure(session.history, learned=order, smooth=SMOOTH_WINDOW),
+                     key="tr_grammar")
+        st.markdown(f"**Learning order:** {learning_order_text(session.history, floors)}.")
+        st.caption(f"A case counts as learned from the evaluation where its smoothed next-patch MSE "
+                   f"(the geometric mean of the last {SMOOTH_WINDOW} evaluations, bold; raw values "
+                   f"faint) falls below {LEARNED_MSE} (for noisy: {LEARNED_FLOOR_FACTOR} × its noise "
+                   f"floor, {floors.get('noisy', 0) * LEARNED_FLOOR_FACTOR:.3f}) and stays there.")
         snaps = session.snapshots
         if snaps:
             follow = st.toggle("Follow the latest snapshot", True, key="tr_follow")

@@ -184,3 +184,51 @@ def test_calibration_figure():
                             "yaxis2": "density"}
     prev = plots.series_preview_figure(np.arange(5.0), x=np.arange(2000, 2005), x_label="year")
     assert _labels(prev)["xaxis"] == "year" and list(prev.data[0].x) == list(range(2000, 2005))
+
+
+def test_mu_and_sigma_are_drawn_as_two_parallel_outputs_of_one_head():
+    stages = (("raw series", "512"), ("block 3", "16×128"), ("μ (next patch)", "16×32"),
+              ("σ (next patch)", "16×32"))
+    fig = plots.pipeline_diagram_figure(stages)
+    rects = fig.layout.shapes
+    assert len(rects) == 4
+    assert rects[2].x0 == rects[3].x0 and rects[2].y0 > rects[3].y1     # one column, stacked
+    labels = [a.text for a in fig.layout.annotations if a.text]
+    assert "<b>μ</b>" in labels and "<b>σ</b>" in labels                  # short enough for the box
+    arrows = [a for a in fig.layout.annotations if a.showarrow]
+    assert len(arrows) == 3                                               # into block 3, μ and σ
+
+
+def test_a_never_negative_heatmap_runs_from_zero():
+    sigma = plots.patch_grid_figure(np.full((4, 8), 0.3)).data[0]
+    assert sigma.zmin == 0 and sigma.zmid is None
+    signed = plots.patch_grid_figure(np.linspace(-1, 1, 32).reshape(4, 8)).data[0]
+    assert signed.zmid == 0
+
+
+def test_the_fan_chart_opens_on_the_forecast_and_the_whole_series_is_a_double_click_away():
+    context, H = np.sin(np.arange(512) / 5), 32
+    t = np.arange(512, 512 + H)
+    band = {80: (np.zeros(H), np.ones(H))}
+    fig = plots.fan_chart_figure(context, t, np.zeros(H), band)
+    assert tuple(fig.layout.xaxis.range) == (512 - 96 - 0.5, 543.5)
+    assert len(fig.data[0].y) == 512                      # the whole context is in the figure
+    assert plots.fan_chart_figure(context, t, np.zeros(H), band, zoom=False).layout.xaxis.range is None
+
+
+def test_grammar_curves_smooth_mark_the_learning_order_and_label_every_decade():
+    g = lambda m: {"flat": {"mse": m}, "sine": {"mse": 1.0}}
+    history = [{"step": 10 * i, "grammar": g(m)} for i, m in enumerate([1.0, 0.1, 0.001, 0.01])]
+    fig = plots.grammar_curves_figure(history, smooth=3, learned=[{"case": "flat", "step": 20}])
+    names = [d.name for d in fig.data]
+    assert names == ["flat (raw)", "flat", "sine (raw)", "sine"]
+    np.testing.assert_allclose(fig.data[1].y[2], (1.0 * 0.1 * 0.001) ** (1 / 3))
+    assert fig.layout.yaxis.dtick == 1 and fig.layout.yaxis.tickformat == "~g"
+    assert any(s.x0 == 20 for s in fig.layout.shapes)     # the marker where flat was learned
+
+
+def test_a_one_batch_spike_does_not_flatten_the_loss_axis():
+    history = [{"step": i, "train_loss": 1.0 - 0.01 * i, "val_loss": None} for i in range(20)]
+    history[7]["train_loss"] = 23.0
+    fig = plots.loss_figure(history)
+    assert fig.layout.yaxis.range[1] < 5 and max(fig.data[0].y) == 23.0

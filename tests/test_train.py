@@ -9,7 +9,7 @@ import torch
 from nanotst.config import ConfigError, ModelConfig, TrainConfig
 from nanotst.model import build_model
 from nanotst.evaluate import grammar_noise_floor
-from nanotst.train import Trainer, fine_tune, learning_order
+from nanotst.train import Trainer, fine_tune, learning_order, learning_order_text
 from nanotst.backtest import backtest
 from nanotst.userdata import DataError
 
@@ -178,14 +178,22 @@ def test_noise_floor():
     assert 0.06 < floors["noisy"] < 0.09
 
 
-def test_learning_order():
-    g = lambda f, s: {"flat": {"mse": f}, "sine": {"mse": s}}
-    history = [{"step": 0, "epoch": 0, "elapsed": 0, "grammar": g(1, 1)},
-               {"step": 5, "epoch": 1, "elapsed": 1.5, "grammar": g(0.01, 0.5)},
-               {"step": 9, "epoch": 2, "elapsed": 3.0, "grammar": g(0.2, 0.04)}]
-    assert learning_order(history) == [{"case": "flat", "step": 5, "epoch": 1, "elapsed": 1.5},
-                                       {"case": "sine", "step": 9, "epoch": 2, "elapsed": 3.0}]
-    assert learning_order(history, threshold=0.001) == []
+def test_learning_order_reads_the_smoothed_error_and_needs_it_to_stay_learned():
+    flat = [1, 0.01, 0.01, 0.01, 0.2, 0.01, 0.01, 0.01]        # one bad evaluation at step 40
+    sine = [1, 0.5, 0.3, 0.04, 0.01, 0.01, 0.01, 0.01]
+    line = [1, 0.01, 0.01, 0.3, 0.3, 0.3, 0.3, 0.3]             # learned, then lost for good
+    noisy = [0.5, 0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]
+    history = [{"step": 10 * i, "epoch": i, "elapsed": float(i),
+                "grammar": {"flat": {"mse": f}, "line": {"mse": ln}, "sine": {"mse": s}, "noisy": {"mse": n}}}
+               for i, (f, ln, s, n) in enumerate(zip(flat, line, sine, noisy))]
+    order = learning_order(history, floors={"noisy": 0.073})
+    # smoothed (geometric mean of 3): flat 1, 0.1, 0.046, ... stays under 0.05 from step 20, the
+    # bad evaluation included; sine 0.18 at step 30, 0.049 at 40; noisy's bar is 1.5 x 0.073
+    assert [(r["case"], r["step"]) for r in order] == [("flat", 20), ("sine", 40), ("noisy", 40)]
+    assert order[2]["threshold"] == pytest.approx(0.1095)
+    assert learning_order_text(history, floors={"noisy": 0.073}) == \
+        "flat learned at step 20, sine at 40, noisy at 40, line not yet"
+    assert learning_order(history[:1]) == []
 
 
 def test_cosine_schedule_decays_to_a_tenth():
