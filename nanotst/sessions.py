@@ -307,7 +307,8 @@ class ExperimentRun:
         last = t.history[-1]
         self.results[v.name] = {
             "history": t.history, "grammar": {c: g["mse"] for c, g in last["grammar"].items()},
-            "val_loss": last["val_loss"], "params": t.model.num_params(), "steps": t.step,
+            "val_loss": last["val_loss"], "val_mse": last.get("val_mse"),
+            "params": t.model.num_params(), "steps": t.step,
             "seconds": t.elapsed, "rung": v.model_config.rung,
             "loss_kind": "NLL" if v.model_config.probabilistic else "MSE",
         }
@@ -315,7 +316,9 @@ class ExperimentRun:
         self.index += 1
 
     def headline(self) -> str | None:
-        """One sentence with the experiment's point, once every variant has finished."""
+        """One sentence with the experiment's point, once every variant has finished, from the
+        numbers the page's charts show (the validation next-patch MSE every rung shares, the
+        grammar MSE)."""
         if not self.done or len(self.results) != len(self.variants):
             return None
         r = list(self.results.values())
@@ -326,17 +329,23 @@ class ExperimentRun:
             return (f"On the {case} case, “{names[1]}” has next-patch MSE {b:.4f} against {a:.4f} "
                     f"for “{names[0]}” ({b / max(a, 1e-12):.1f}× the error).")
         if self.kind == "causal":
-            return (f"“{names[1]}” ends at validation loss {r[1]['val_loss']:.3f} against "
-                    f"{r[0]['val_loss']:.3f} for “{names[0]}”: it reads the answer off the future.")
-        best = min(names, key=lambda n: self.results[n]["grammar"].get("sine", float("inf")))
-        return f"Lowest sine-case MSE after {self.steps} steps: “{best}”."
+            return (f"“{names[1]}” ends at validation MSE {r[1]['val_mse']:.3f} against "
+                    f"{r[0]['val_mse']:.3f} for “{names[0]}”: it reads the answer off the future.")
+        best = min(names, key=lambda n: self.results[n]["val_mse"])
+        sine = min(names, key=lambda n: self.results[n]["grammar"].get("sine", float("inf")))
+        text = (f"Lowest validation next-patch MSE after {self.steps} steps: “{best}” "
+                f"({self.results[best]['val_mse']:.3f})")
+        if sine != best:
+            text += (f"; lowest sine-case MSE: “{sine}” "
+                     f"({self.results[sine]['grammar']['sine']:.4f})")
+        return text + "."
 
     def table(self) -> list[dict]:
         rows = []
         for name, r in self.results.items():
             row = {"variant": name, "parameters": r["params"], "steps": r["steps"],
                    "train seconds": round(r["seconds"], 1), "loss": r["loss_kind"],
-                   "final val loss": r["val_loss"]}
+                   "final val MSE": r["val_mse"], "final val loss": r["val_loss"]}
             row.update({f"MSE {c}": v for c, v in r["grammar"].items()})
             rows.append(row)
         return rows

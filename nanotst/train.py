@@ -27,7 +27,7 @@ from .config import ConfigError, ModelConfig, TrainConfig
 from .data import grammar_cases, make_dataset, resolve_mix
 from .evaluate import grammar_eval, grammar_noise_floor, next_patch_predictions
 from .metrics import trailing_geomean
-from .model import PatchForecaster, build_model, eval_mode, next_patch_pairs
+from .model import TARGET_CLIP, PatchForecaster, build_model, eval_mode, next_patch_pairs
 from .userdata import DataError
 
 VAL_SEED_OFFSET = 1_000_003   # the validation set is drawn from a different seed than the training set
@@ -291,14 +291,23 @@ class Trainer:
 
     @torch.no_grad()
     def val_loss(self) -> float | None:
+        return self.validation()[0]
+
+    @torch.no_grad()
+    def validation(self) -> tuple[float | None, float | None]:
+        """(the model's own loss, next-patch MSE of mu) on the validation series. The MSE is the
+        metric every rung shares (the loss is NLL for NanoTST and MSE for the others)."""
         if self._val_x is None:
-            return None
-        total = 0.0
+            return None, None
+        total, squared = 0.0, 0.0
         with eval_mode(self.model):
             for i in range(0, len(self._val_x), EVAL_BATCH):
                 x, y = next_patch_pairs(self._val_x[i:i + EVAL_BATCH], self.model_config.patch_size)
-                total += float(self.model.loss(self.model(x), y)) * len(x)
-        return total / len(self._val_x)
+                pred = self.model(x)
+                total += float(self.model.loss(pred, y)) * len(x)
+                target = ((y - pred.loc) / pred.scale).view_as(pred.mu).clamp(-TARGET_CLIP, TARGET_CLIP)
+                squared += float(((pred.mu - target) ** 2).mean()) * len(x)
+        return total / len(self._val_x), squared / len(self._val_x)
 
     def record(self) -> None:
         """Evaluate now and append to history (and snapshots when due); once per step."""
@@ -308,9 +317,9 @@ class Trainer:
         train_loss = float(self._loss_sum) / self._loss_count if self._loss_count else None
         self._loss_sum.zero_()
         self._loss_count = 0
-        val = self.val_loss()
+        val, val_mse = self.validation()
         entry = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
-                 "train_loss": train_loss, "val_loss": val, "elapsed": self.elapsed,
+                 "train_loss": train_loss, "val_loss": val, "val_mse": val_mse, "elapsed": self.elapsed,
                  "grammar": grammar_eval(self.model, self._cases)}
         self.history.append(entry)
         finite = all(v is None or math.isfinite(v) for v in (train_loss, val))

@@ -91,8 +91,10 @@ if run.headline():
 histories = {name: r["history"] for name, r in run.results.items()}
 c1, c2 = st.columns(2)
 with c1:
-    ui.chart(plots.compare_losses_figure(histories, "val_loss", "Validation loss by variant"),
-             key="exp_loss")
+    ui.chart(plots.compare_losses_figure(histories, "val_mse", "Validation next-patch MSE by variant",
+                                         log_y=True), key="exp_loss")
+    st.caption("Next-patch MSE of μ on the same validation series for every variant: the one "
+               "metric every rung shares (each variant's own loss, NLL or MSE, is in the table).")
 with c2:
     ui.chart(plots.compare_grammar_figure({n: r["grammar"] for n, r in run.results.items()}),
              key="exp_grammar")

@@ -143,3 +143,12 @@ def test_an_experiment_trains_every_variant_and_tabulates_them():
     assert [r["variant"] for r in rows] == ["1 layers", "2 layers", "4 layers"]
     assert all(r["steps"] == 4 for r in rows)
     assert run.headline() is not None
+
+
+def test_the_headline_names_the_variant_the_chart_shows_lowest():
+    run = ExperimentRun("width", steps=4, settings=TINY_RUN).run_all(seconds_per_call=1.0)
+    charted = {r["variant"]: r["final val MSE"] for r in run.table()}
+    best = min(charted, key=charted.get)
+    assert f"“{best}” ({charted[best]:.3f})" in run.headline()
+    for name, result in run.results.items():      # the chart's last point is the table's number
+        assert result["history"][-1]["val_mse"] == charted[name]
