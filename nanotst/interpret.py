@@ -1,8 +1,11 @@
 """Looking inside: attention maps, attention rollout, and where a prediction looks.
 
 Everything here takes a model and a 1-D series (or the AttentionMaps they give) and returns
-plain numpy arrays and small dataclasses, ready to plot. Weights are query x key: row n is what
-patch n attends to, and row n is also where the prediction of patch n+1 comes from.
+plain numpy arrays and small dataclasses, ready to plot. Weights are query x key.
+
+One numbering everywhere: patches are numbered 0..N-1 by the values they read (patch 0 is the
+oldest). The query row of patch n is where the prediction of the patch after it comes from, so
+the last row (patch N-1) is what the forecast's first patch draws on.
 """
 from __future__ import annotations
 
@@ -151,11 +154,35 @@ def attention_analysis(model: PatchForecaster, values: np.ndarray, k: int = 3) -
                              top=top_sources(maps, k), values=maps.context, causal=maps.causal)
 
 
+def query_sources(a: AttentionAnalysis, query: int, layer: int | None = None,
+                  without_sink: bool = False) -> np.ndarray:
+    """(N,) how much query patch `query` draws on each patch: one layer's weights averaged over
+    heads, or the rollout through every layer (layer None). without_sink: patch 0's share set to
+    0 and the rest renormalized (patch 0 is where heads with nothing to look for park weight)."""
+    w = (a.rollout[query] if layer is None else a.maps[layer, :, query].mean(axis=0)).copy()
+    if without_sink and query > 0:
+        w[0] = 0.0
+        w = w / max(w.sum(), 1e-12)
+    return w
+
+
+@torch.no_grad()
+def attention_scores(model: PatchForecaster, values, layer: int, head: int) -> np.ndarray:
+    """(N, N) query·key scores of one head before the softmax (NaN where a causal query may not
+    look): where the attention weights come from."""
+    context, _, _ = prepare_context(values, model.config.patch_size, model.config.context_length)
+    x = torch.as_tensor(context, dtype=torch.float32, device=next(model.parameters()).device)[None]
+    with eval_mode(model):
+        scores = model.attention_scores(x, layer)[0, head].double().cpu().numpy()
+    scores[~np.isfinite(scores)] = np.nan
+    return scores
+
+
 def top_sources_rows(a: AttentionAnalysis, patch_size: int) -> list[dict]:
     rows = []
     for q, sources in enumerate(a.top):
-        row = {"query patch": q, "time range": f"{q * patch_size}–{(q + 1) * patch_size - 1}",
-               "predicts patch": q + 1}
+        row = {"query patch": q, "reads t": f"{q * patch_size}–{(q + 1) * patch_size - 1}",
+               "predicts t": f"{(q + 1) * patch_size}–{(q + 2) * patch_size - 1}"}
         for i, (j, w) in enumerate(sources, 1):
             row[f"source {i}"] = f"patch {j} ({w:.2f})"
         rows.append(row)

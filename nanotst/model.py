@@ -144,6 +144,17 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
         return self.output(y, head_mask), weights if need_weights else None
 
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The query·key scores (B, H, T, T) before the softmax, scaled by 1/sqrt(head size);
+        the future a causal query may not see is -inf. softmax(scores) is the attention."""
+        B, T, D = x.shape
+        H = self.n_heads
+        q, k, _ = self.qkv(x).view(B, T, 3, H, D // H).permute(2, 0, 3, 1, 4).unbind(0)
+        if self.rope:
+            q, k = rotate(q, self.cos[:T], self.sin[:T]), rotate(k, self.cos[:T], self.sin[:T])
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
+        return att.masked_fill(self.future[:T, :T], float("-inf")) if self.causal else att
+
     def output(self, y: torch.Tensor, head_mask: torch.Tensor | None) -> torch.Tensor:
         """Per-head outputs (B, H, T, hs) -> (B, T, D) through the output projection."""
         B, H, T, hs = y.shape
@@ -354,6 +365,11 @@ class SingleHeadAttention(PatchForecaster):
         h = self.embed(self.embed_input(patches, mask))
         return [("embeddings", h), ("attention", self.attn(h)[0])]
 
+    def attention_scores(self, x: torch.Tensor, layer: int = 0) -> torch.Tensor:
+        """(B, 1, N, N) query·key scores before the softmax of the one head."""
+        patches, mask, _, _ = self.patchify(x)
+        return self.attn.scores(self.embed(self.embed_input(patches, mask)))
+
 
 class Transformer(PatchForecaster):
     """Rung 3: positions + pre-norm blocks (multi-head attention, GELU FFN, residuals)."""
@@ -404,6 +420,12 @@ class Transformer(PatchForecaster):
             h, _ = block(h)
             states.append((f"block {i}", h))
         return states
+
+    def attention_scores(self, x: torch.Tensor, layer: int) -> torch.Tensor:
+        """(B, H, N, N) query·key scores of one layer before the softmax."""
+        states = self.hidden_states(x)               # embeddings, block 0, ...: block i reads states[i]
+        block = self.blocks[layer]
+        return block.attn.scores(block.ln_1(states[layer][1]))
 
     def read_out(self, h):
         """Final-norm states (B, T, D) -> mu (B, T, P) and sigma (or None)."""

@@ -411,8 +411,10 @@ def _patch_span(k: int, patch_size: int) -> str:
 def attention_heatmaps_figure(maps: np.ndarray, patch_size: int, causal: bool = True,
                               title: str = "Attention per layer × head",
                               height_per_row: int = 230, layer_ids: Sequence[int] | None = None,
-                              head_ids: Sequence[int] | None = None) -> go.Figure:
+                              head_ids: Sequence[int] | None = None, scores: bool = False) -> go.Figure:
     """maps: (L, H, N, N) attention weights, query x key. One heatmap per layer and head.
+
+    scores=True: the maps are query·key scores before the softmax (any sign, a diverging scale).
 
     Rows are query patches (the position predicting its next patch), columns key patches
     (attended to). Future keys a causal model cannot see are drawn grey.
@@ -435,7 +437,13 @@ def attention_heatmaps_figure(maps: np.ndarray, patch_size: int, causal: bool = 
     fig = _fig(title, "key patch (attended to)", "query patch (predicting)",
                height=max(320, height_per_row * L + 80))
     q, k = np.meshgrid(np.arange(N), np.arange(N), indexing="ij")
-    zmax = float(np.nanmax(maps)) if np.isfinite(maps).any() else 1.0
+    finite = maps[np.isfinite(maps)]
+    zmax = float(finite.max()) if finite.size else 1.0
+    if scores:
+        reach = float(np.abs(finite).max()) if finite.size else 1.0
+        colors = dict(zmin=-reach, zmax=reach, colorscale="RdBu_r", colorbar=dict(title=dict(text="score")))
+    else:
+        colors = dict(zmin=0, zmax=zmax, colorscale="Viridis", colorbar=dict(title=dict(text="weight")))
     R, C = L * pitch - gap, H * pitch - gap
     z = np.full((R, C), np.nan, dtype=np.float32)
     custom = np.zeros((R, C, 8), dtype=np.int16)
@@ -456,12 +464,11 @@ def attention_heatmaps_figure(maps: np.ndarray, patch_size: int, causal: bool = 
                                   yanchor="bottom", showarrow=False, font=dict(size=12)))
     fig.add_trace(go.Heatmap(
         z=z, x=np.arange(C, dtype=np.int32), y=np.arange(R, dtype=np.int32), customdata=custom,
-        zmin=0, zmax=zmax, colorscale="Viridis", colorbar=dict(title=dict(text="weight")),
-        hoverongaps=False, name="attention",
+        **colors, hoverongaps=False, name="attention",
         hovertemplate=("layer %{customdata[6]} · head %{customdata[7]}<br>"
                        "query patch %{customdata[4]} (t %{customdata[0]}–%{customdata[1]}, predicting)<br>"
                        "key patch %{customdata[5]} (t %{customdata[2]}–%{customdata[3]}, attended to)<br>"
-                       "weight %{z:.3f}<extra></extra>")))
+                       + ("score" if scores else "weight") + " %{z:.3f}<extra></extra>")))
     gaps = []
     # white gaps between tiles (the grey plot background marks only the masked cells)
     for i in range(1, H):
@@ -487,10 +494,10 @@ def attention_heatmaps_figure(maps: np.ndarray, patch_size: int, causal: bool = 
 
 def attention_matrix_figure(matrix: np.ndarray, patch_size: int, causal: bool = True,
                             title: str = "Attention rollout (all layers combined)",
-                            height: int = 420) -> go.Figure:
-    """A single (N, N) query x key matrix, e.g. the attention rollout."""
+                            height: int = 420, scores: bool = False) -> go.Figure:
+    """A single (N, N) query x key matrix, e.g. the attention rollout or one head's scores."""
     fig = attention_heatmaps_figure(np.asarray(matrix)[None, None], patch_size, causal, title,
-                                    height_per_row=height - 80)
+                                    height_per_row=height - 80, scores=scores)
     fig.layout.annotations = ()
     return fig
 

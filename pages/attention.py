@@ -1,18 +1,27 @@
 """Attention: what each patch looks at, per layer and head, over the signal and rolled out."""
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from nanotst.data import PROBE
-from nanotst.interpret import top_sources_rows
+from nanotst.interpret import attention_scores, query_sources, top_sources_rows
 from pages import _common as ui
 
 active = ui.sidebar()
 cfg = active.config
 
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def scores(model_key: str, _model, values: np.ndarray, layer: int, head: int) -> np.ndarray:
+    return attention_scores(_model, values, layer, head)
+
+
 st.title("Attention")
-st.markdown("Each row of a heatmap is a **query patch**: the position that is predicting its next "
-            "patch. Each column is a **key patch** it may attend to. A causal model cannot look at "
-            "the future: those cells are grey.")
+st.markdown("Patches are numbered **0–15 by the values they read** (patch 0 is the oldest), on "
+            "every chart and table here. Each row of a heatmap is a **query patch**: it predicts "
+            "the patch after it, so the last row (patch 15) is where the forecast's first patch "
+            "comes from. Each column is a **key patch** it may attend to. A causal model cannot "
+            "look at the future: those cells are grey.")
 signal = ui.signal_picker("att", cfg.context_length, default_source=PROBE, default_name="sine_low")
 a = ui.attention(active.key, active.model, signal.values)
 if a is None:
@@ -20,17 +29,30 @@ if a is None:
             "Pick a model of another rung in the sidebar.")
     st.stop()
 P = cfg.patch_size
-L, H = a.maps.shape[:2]
+L, H, N = a.maps.shape[:3]
 
 c1, c2 = st.columns([3, 2])
 with c1:
     views = ["rollout (all layers)"] + [f"layer {i} (heads averaged)" for i in range(L)]
-    view = st.radio("Weights", views, horizontal=True, key="att_view")
-    w = a.last_sources if view == views[0] else a.last_per_layer[views.index(view) - 1]
+    c = st.columns([2, 2, 1])
+    view = c[0].selectbox("Weights", views, key="att_view")
+    query = c[1].slider("Query patch", 0, N - 1, N - 1, key="att_query",
+                        help=f"The patch whose prediction you look at; {N - 1} predicts the forecast.")
+    no_sink = c[2].toggle("Hide patch 0", False, key="att_no_sink",
+                          help="Leave out the weight parked on patch 0 and renormalize the rest.")
+    layer = None if view == views[0] else views.index(view) - 1
+    w = query_sources(a, query, layer, without_sink=no_sink)
+    target = "the forecast's first patch" if query == N - 1 else f"patch {query + 1}"
     ui.cached_chart("attention_over_signal_figure", a.values, w, P,
-                    title=f"What the prediction of patch {len(w)} draws on ({view})", key="att_signal")
+                    title=f"What query patch {query} draws on to predict {target} ({view})",
+                    key="att_signal")
 with c2:
     ui.cached_chart("attention_matrix_figure", a.rollout, P, a.causal, key="att_rollout")
+sink = float(a.rollout[1:, 0].mean()) if N > 1 else 0.0
+st.caption(f"**Why so much on patch 0?** Every query can see patch 0, and a softmax must put its "
+           f"weight somewhere: heads with nothing useful to look at park it on the first patch (an "
+           f"*attention sink*, also seen in language models). Rolled out, queries 1–{N - 1} give "
+           f"patch 0 on average {sink:.0%} of their weight. “Hide patch 0” shows the rest.")
 
 st.subheader(f"Every layer × head ({L} × {H})")
 c = st.columns(2)
@@ -42,7 +64,18 @@ if layers and heads:
                     title="Attention weights (rows sum to 1)", layer_ids=tuple(layers),
                     head_ids=tuple(heads), key="att_grid")
 
-st.subheader("Top-3 sources per patch (last layer, heads averaged)")
+st.subheader("Where one head's weights come from")
+c = st.columns([1, 1, 3])
+s_layer = c[0].selectbox("Layer", list(range(L)), L - 1, key="att_s_layer")
+s_head = c[1].selectbox("Head", list(range(H)), 0, key="att_s_head")
+c[2].caption("Each weight is the softmax of a row of scores: the query patch's query vector times "
+             "every key patch's key vector, divided by √(head size). A score a few units above "
+             "the rest of its row takes nearly all the weight.")
+ui.cached_chart("attention_matrix_figure", scores(active.key, active.model, signal.values, s_layer, s_head),
+                P, a.causal, title=f"Layer {s_layer} · head {s_head}: query·key scores before the softmax",
+                scores=True, key="att_scores")
+
+st.subheader("Top-3 sources per query patch (last layer, heads averaged)")
 # a static table: 16 short rows, and the page then loads no data-grid code (first render)
 st.table(pd.DataFrame(top_sources_rows(a, P)).set_index("query patch")
          .style.format(na_rep="–"))  # the first patches have fewer than 3 sources

@@ -105,6 +105,25 @@ def test_attention_heatmaps_are_labelled(ckpt_dir):
     assert list(shown.loc[0, ["source 2", "source 3"]]) == ["–", "–"]   # not "None"
 
 
+def test_attention_uses_one_patch_numbering_and_ties_a_query_to_the_signal(ckpt_dir):
+    at = open_page("pages/attention.py")
+    title = lambda: next(s for s in specs(at) if s["layout"]["title"]["text"].startswith("What query"))
+    assert title()["layout"]["title"]["text"].startswith("What query patch 15 draws on to predict "
+                                                         "the forecast's first patch")
+    at.slider(key="att_query").set_value(3).run()
+    spec = title()
+    assert "query patch 3 draws on to predict patch 4" in spec["layout"]["title"]["text"]
+    weights = [float(t) for t in spec["data"][1]["text"]]
+    assert all(w == 0 for w in weights[4:]) and sum(weights) == pytest.approx(1, abs=0.02)  # causal
+    at.toggle(key="att_no_sink").set_value(True).run()
+    assert float(title()["data"][1]["text"][0]) == 0.0            # the sink left out
+    rows = at.table[0].value
+    assert list(rows.columns[:2]) == ["reads t", "predicts t"] and rows.index[0] == 0
+    scores = next(s for s in specs(at) if "before the softmax" in s["layout"]["title"]["text"])
+    assert scores["data"][0]["colorscale"][0][1] != "#440154"     # a diverging scale, not Viridis
+    assert not at.exception
+
+
 def test_forecast_fan_chart_and_download(ckpt_dir):
     at = open_page("pages/forecast.py")
     names = [t.get("name") for t in specs(at)[0]["data"]]

@@ -311,3 +311,15 @@ def test_hidden_states_are_the_states_the_head_reads(tiny_config, rung):
     else:
         mu = model.head(last)
     torch.testing.assert_close(mu, model(x).mu)
+
+
+@pytest.mark.parametrize("rung,position,causal", [("nanotst", "learned", True), ("nanotst", "rope", True),
+                                                  ("transformer", "rope", False), ("attention", "learned", True)])
+def test_the_softmax_of_the_scores_is_the_attention(tiny_config, rung, position, causal):
+    model = make(tiny_config, rung, position=position, causal=causal)
+    x = torch.randn(2, 64)
+    weights = model(x, need_attention=True).attention
+    for layer in range(model.head_grid[0]):
+        scores = model.attention_scores(x, layer)
+        torch.testing.assert_close(scores.softmax(dim=-1), weights[layer])
+        assert torch.isinf(scores[0, 0, 0, 1:]).all() == causal        # the future, before the softmax
