@@ -9,6 +9,7 @@ import io
 import os
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -212,12 +213,93 @@ def _store_kept(key: str) -> None:
         run.widgets[key] = st.session_state[key]
 
 
+# ---------------------------------------------------------------- views kept in the URL
+
+RUN_PARAM = "run"
+
+
+def _parse(text: str, default, options=None, bounds=None):
+    """A URL parameter as the type of `default`, or None when it is not a valid value."""
+    try:
+        if isinstance(default, bool):
+            value = {"true": True, "false": False}[text.lower()]
+        elif isinstance(default, int):
+            value = int(text)
+        elif isinstance(default, float):
+            value = float(text)
+            if not np.isfinite(value):
+                return None
+        else:
+            value = text
+    except (KeyError, ValueError):
+        return None
+    if options is not None and value not in options:
+        return None
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        return None
+    return value
+
+
+def _text(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def shared(key: str, default, options=None, bounds=None, param: str | None = None) -> dict:
+    """Widget arguments (key=...) for a view setting that lives in the URL as ?param=value, so a
+    link or a reload opens the same view. The first time this session draws the widget, a valid
+    value in the URL wins over `default` (an invalid one is ignored); after that the widget's
+    value is written back to the URL. Pass no default value to the widget itself."""
+    param = param or key
+    if key not in st.session_state:
+        given = st.query_params.get(param)
+        value = None if given is None else _parse(given, default, options, bounds)
+        st.session_state[key] = default if value is None else value
+    elif options is not None and st.session_state[key] not in options:
+        st.session_state[key] = default
+    text = _text(st.session_state[key])
+    if st.query_params.get(param) != text:
+        st.query_params[param] = text
+        share_box()
+    return {"key": key}
+
+
+def view_link() -> str:
+    """This page's address with its view settings and never the private run id."""
+    base = (st.context.url or "").split("?")[0]
+    params = {k: v for k, v in st.query_params.to_dict().items() if k != RUN_PARAM}
+    query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in params.items())
+    return f"{base}?{query}" if query else base
+
+
+def share_box() -> None:
+    """A link that opens this view (signal, seed, layer, horizon, model) in another browser,
+    drawn into the sidebar's slot again whenever a setting changes the URL during this run."""
+    slot = st.session_state.get("_share_slot")
+    if slot is None:
+        return
+    with slot.container():
+        with st.popover("Share this view", width="stretch"):
+            st.caption("Opens this page with the same settings; your training run stays private.")
+            st.code(view_link(), language=None)
+
+
+def _model_from_url(runs) -> None:
+    """?model=<saved run name> picks that saved file, the first time this session draws the sidebar."""
+    if "active_choice" in st.session_state:
+        return
+    name = st.query_params.get("model")
+    paths = {n: path for n, path, err in runs if not err}
+    if name in paths:
+        st.session_state["active_choice"] = f"file:{paths[name]}"
+
+
 def sidebar() -> ActiveModel:
     """The model picker: every page calls this first. Sets and returns the active model."""
     _leave_legacy_navigation()
     setup_torch()
     attach_run()
     runs = _runs()
+    _model_from_url(runs)
     options = [DEFAULT] + [f"file:{path}" for _, path, _ in runs] + [UPLOAD]
     labels = {DEFAULT: "Shipped default model", UPLOAD: "Upload a checkpoint…"}
     labels.update({f"file:{path}": f"Saved run: {name}" + (" (unreadable)" if err else "")
@@ -261,6 +343,14 @@ def sidebar() -> ActiveModel:
         st.caption(f"**{active.label}** · {cfg.rung} · {active.model.num_params():,} parameters · "
                    f"{plural(cfg.n_layers, 'layer')} × {plural(cfg.n_heads, 'head')}, d_model {cfg.d_model}, "
                    f"patch {cfg.patch_size}")
+        names = {f"file:{path}": n for n, path, _ in runs}
+        if choice in names:
+            if st.query_params.get("model") != names[choice]:
+                st.query_params["model"] = names[choice]
+        elif "model" in st.query_params:
+            del st.query_params["model"]
+    st.session_state["_share_slot"] = st.sidebar.empty()
+    share_box()
     st.session_state["active_model"] = active
     return active
 
@@ -297,14 +387,14 @@ def signal_picker(key: str, length: int = 512, allow_design: bool = False,
     """Source + name (+ seed) selectors, or a full designer. Returns None on an invalid design."""
     sources = list(SIGNAL_SOURCES) + ([DESIGN] if allow_design else [])
     c1, c2, c3 = st.columns([1.2, 1.2, 0.6])
-    source = c1.selectbox("Signal source", sources, index=sources.index(default_source),
-                          key=f"{key}_source")
+    source = c1.selectbox("Signal source", sources, **shared(f"{key}_source", default_source, sources))
     if source == DESIGN:
         return _designer(key, length)
     names = signal_names(source)
-    name = c2.selectbox("Signal", names, index=names.index(default_name) if default_name in names else 0,
-                        key=f"{key}_name_{source}")
-    seed = c3.number_input("Seed", 0, 10_000, 0, key=f"{key}_seed")
+    name = c2.selectbox("Signal", names, **shared(f"{key}_name_{source}",
+                                                  default_name if default_name in names else names[0],
+                                                  names, param=f"{key}_signal"))
+    seed = c3.number_input("Seed", 0, 10_000, **shared(f"{key}_seed", 0, bounds=(0, 10_000)))
     return _named_signal(source, name, length, int(seed))
 
 

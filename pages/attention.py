@@ -35,10 +35,10 @@ c1, c2 = st.columns([3, 2])
 with c1:
     views = ["rollout (all layers)"] + [f"layer {i} (heads averaged)" for i in range(L)]
     c = st.columns([2, 2, 1])
-    view = c[0].selectbox("Weights", views, key="att_view")
-    query = c[1].slider("Query patch", 0, N - 1, N - 1, key="att_query",
+    view = c[0].selectbox("Weights", views, **ui.shared("att_view", views[0], views))
+    query = c[1].slider("Query patch", 0, N - 1, **ui.shared("att_query", N - 1, bounds=(0, N - 1)),
                         help=f"The patch whose prediction you look at; {N - 1} predicts the forecast.")
-    no_sink = c[2].toggle("Hide patch 0", False, key="att_no_sink",
+    no_sink = c[2].toggle("Hide patch 0", **ui.shared("att_no_sink", False),
                           help="Leave out the weight parked on patch 0 and renormalize the rest.")
     layer = None if view == views[0] else views.index(view) - 1
     w = query_sources(a, query, layer, without_sink=no_sink)
@@ -66,8 +66,8 @@ if layers and heads:
 
 st.subheader("Where one head's weights come from")
 c = st.columns([1, 1, 3])
-s_layer = c[0].selectbox("Layer", list(range(L)), L - 1, key="att_s_layer")
-s_head = c[1].selectbox("Head", list(range(H)), 0, key="att_s_head")
+s_layer = c[0].selectbox("Layer", list(range(L)), **ui.shared("att_s_layer", L - 1, list(range(L))))
+s_head = c[1].selectbox("Head", list(range(H)), **ui.shared("att_s_head", 0, list(range(H))))
 c[2].caption("Each weight is the softmax of a row of scores: the query patch's query vector times "
              "every key patch's key vector, divided by √(head size). A score a few units above "
              "the rest of its row takes nearly all the weight.")

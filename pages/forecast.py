@@ -24,7 +24,8 @@ st.markdown("The model forecasts whole patches autoregressively: it samples a ne
             "Gaussian, appends it and goes on. Many sampled paths give the fan chart. Hold out the "
             "end of a series to see how the forecast compares with the truth and with simple "
             "baselines, and whether its bands are calibrated.")
-source = st.radio("Series", [SYNTHETIC, *EXAMPLES, OWN], horizontal=True, key="fc_series",
+SOURCES = [SYNTHETIC, *EXAMPLES, OWN]
+source = st.radio("Series", SOURCES, horizontal=True, **ui.shared("fc_series", SYNTHETIC, SOURCES),
                   help="The examples are real public-domain series shipped in examples/.")
 
 
@@ -66,8 +67,10 @@ def calibration_section(cal: Calibration | None, after: Calibration | None = Non
 
 def synthetic() -> None:
     c = st.columns([3, 1, 1])
-    horizon = c[1].slider("Horizon (patches)", 1, MAX_HORIZON, 2, key="fc_horizon")
-    n_samples = c[2].select_slider("Sample paths", [10, 50, 100, 200, 500], 100, key="fc_samples")
+    horizon = c[1].slider("Horizon (patches)", 1, MAX_HORIZON,
+                          **ui.shared("fc_horizon", 2, bounds=(1, MAX_HORIZON)))
+    n_samples = c[2].select_slider("Sample paths", [10, 50, 100, 200, 500],
+                                   **ui.shared("fc_samples", 100, [10, 50, 100, 200, 500]))
     with c[0]:
         # drawn at its longest and cut, so a longer horizon extends the same series (generated
         # signals are scaled to their length: drawn per horizon, the context would change too)

@@ -571,3 +571,41 @@ def test_train_settings_survive_a_visit_to_another_page(ckpt_dir):
     at.button(key="tr_step").click().run()
     settings = at.session_state["train_session"].settings
     assert settings.epochs == 4 and settings.d_model == 16 and dict(settings.mix)["flat"] == 2.5
+
+
+def _open_with(page: str, **params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(page)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_views_settings_round_trip_through_the_url(ckpt_dir):
+    at = _open_with("pages/attention.py", att_source="grammar case", att_signal="noisy", att_seed="7",
+                    att_query="3", att_no_sink="true")
+    assert at.selectbox(key="att_source").value == "grammar case"
+    assert at.selectbox(key="att_name_grammar case").value == "noisy"
+    assert at.number_input(key="att_seed").value == 7 and at.slider(key="att_query").value == 3
+    assert at.toggle(key="att_no_sink").value is True
+    at.slider(key="att_query").set_value(5).run()
+    assert at.query_params["att_query"] == "5"                # the URL follows the widget
+    assert "run" in at.query_params                             # the session's own run id ...
+    link = next(c.value for c in at.code)
+    assert "att_query=5" in link and "run=" not in link         # ... never goes into a shared link
+
+
+def test_odd_url_values_fall_back_to_the_defaults(ckpt_dir):
+    at = _open_with("pages/attention.py", att_query="99", att_seed="-3", att_view="<script>",
+                    fc_horizon="x")
+    assert at.slider(key="att_query").value == 15 and at.number_input(key="att_seed").value == 0
+    assert at.query_params["att_query"] == "15"
+
+
+def test_a_forecast_link_opens_the_same_horizon(ckpt_dir):
+    at = _open_with("pages/forecast.py", fc_horizon="3", fc_samples="50")
+    assert at.slider(key="fc_horizon").value == 3 and at.select_slider(key="fc_samples").value == 50
+    assert "3 patch(es)" in specs(at)[0]["layout"]["title"]["text"]
