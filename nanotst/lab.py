@@ -172,19 +172,20 @@ def apply_edit(values, edit: Edit, patch_size: int) -> np.ndarray:
 
 @torch.no_grad()
 def _rolling(model: PatchForecaster, rows: np.ndarray, mask: torch.Tensor | None,
-             triangular: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+             triangular: bool = False, first: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
     """Rolling predictions of several versions (R, C) of one context at once: mu (R, N, P) and
     sigma (R, N, P) or None in the series' units. One call per prefix length, all rows in it.
     triangular: row 1 + j is only needed from prefix j on (patch j blanked); earlier prefixes
-    run rows 0..n + 1 only and copy row 0 to the rest (identical inputs)."""
+    run rows 0..n + 1 only and copy row 0 to the rest (identical inputs). Prefixes before
+    `first` are not run (left empty for the caller to fill)."""
     P, N = model.config.patch_size, rows.shape[1] // model.config.patch_size
     x = _tensor(model, rows)
     R = x.size(0)
-    mu_out = torch.empty(R, N, P, dtype=torch.float64)
-    sig_out = torch.empty(R, N, P, dtype=torch.float64)
+    mu_out = torch.zeros(R, N, P, dtype=torch.float64)
+    sig_out = torch.zeros(R, N, P, dtype=torch.float64)
     has_sigma = True
     with eval_mode(model):
-        for n in range(N):
+        for n in range(first, N):
             r = min(R, n + 2) if triangular else R
             mu, sigma, loc, scale = model.predict_next(x[:r, :(n + 1) * P], head_mask=mask)  # (r, P)
             mu_out[:r, n] = (mu * scale + loc).double().cpu()
@@ -254,14 +255,20 @@ class ContextView:
 
 def context_view(model: PatchForecaster, values, mask: torch.Tensor | None = None,
                  horizon_patches: int = 2, n_samples: int = 100, seed: int = 0,
-                 occlusion: bool = True) -> ContextView:
+                 occlusion: bool = True, same_until: tuple[ContextView, int] | None = None) -> ContextView:
     """Rolling predictions, attention, forecast fan (n_samples > 0) and, with `occlusion`, the
     occlusion map of one context. The context and its N blanked versions run together, one
-    forward pass per prefix length."""
+    forward pass per prefix length. same_until=(view, n): this context equals view's up to
+    patch n, so its rolling predictions 0..n-1 are view's (causality) and are not recomputed."""
     cfg = model.config
     values = whole_patches(values, cfg.patch_size, cfg.context_length)
     rows = np.concatenate([values[None], _blanked(values, cfg.patch_size)]) if occlusion else values[None]
-    mu, sigma = _rolling(model, rows, mask, triangular=True)                 # (R, N, P)
+    first = 0 if same_until is None or occlusion else same_until[1]
+    mu, sigma = _rolling(model, rows, mask, triangular=True, first=first)     # (R, N, P)
+    if first:
+        mu[0, :first] = same_until[0].mu[:first]
+        if sigma is not None:
+            sigma[0, :first] = same_until[0].sigma[:first]
     att = attention_weights(model, values, mask).mean(axis=1) if _has_attention(model) else None
     fan = sample_forecast(model, values, horizon_patches, n_samples, seed, mask) if n_samples else None
     occ = _occlusion(values, mu[0], mu[1:]) if occlusion else None
@@ -300,8 +307,9 @@ def what_if(model: PatchForecaster, values, edit: Edit, horizon_patches: int = 2
     edited = apply_edit(values, edit, cfg.patch_size)
     args = (mask, horizon_patches, n_samples, seed)
     original = original or context_view(model, values, *args)
-    return WhatIf(original, context_view(model, edited, *args, occlusion=False), edit,
-                  edit_start(edit, cfg.patch_size))
+    start = edit_start(edit, cfg.patch_size)
+    new = context_view(model, edited, *args, occlusion=False, same_until=(original, start // cfg.patch_size))
+    return WhatIf(original, new, edit, start)
 
 
 # ---------------------------------------------------------------- next-patch errors

@@ -69,19 +69,28 @@ def context(key, **kw):
     return None if values is None else lab.whole_patches(values, P, C)
 
 
-@st.fragment
 def what_if():
     values = context("in", allow_design=True, default_source="probe signal", default_name="sine_low")
     if values is None:
         return
+    orig = _context(KEY, model, values, True)
+    edit_and_compare(orig)
+    ui.chart(LP.occlusion_figure(orig.occlusion, P), key="in_occlusion")
+    look_for("the tall bars on the right are the patches the forecast of the original context relies "
+             "on: on a periodic signal they sit a period back, on a trend the latest patches dominate.")
+
+
+@st.fragment
+def edit_and_compare(orig):
+    """Reruns alone when an edit control changes: only the edited context is computed."""
     c = st.columns(3)
     kind = c[0].selectbox("Edit", lab.EDIT_KINDS, key="in_edit")
-    at = c[1].slider("At time step (patch edits: its patch)", 0, len(values) - 1, len(values) * 3 // 4, key="in_at")
+    C_ = len(orig.values)
+    at = c[1].slider("At time step (patch edits: its patch)", 0, C_ - 1, C_ * 3 // 4, key="in_at")
     spec = AMOUNT[kind]
     edit = lab.Edit(kind, int(at), float(c[2].slider(spec[0], *spec[1:], key=f"in_amount_{kind}") if spec else 0))
-    orig = _context(KEY, model, values, True)
-    new = _context(KEY, model, lab.apply_edit(values, edit, P), False)
-    w = lab.WhatIf(orig, new, edit, lab.edit_start(edit, P))
+    w = lab.what_if(model, orig.values, edit, original=orig)
+    new = w.edited
     m = st.columns(3)
     m[0].metric("Next patch moved", f"{w.next_patch_change():.3f} stds")
     if orig.sigma is not None:
@@ -92,15 +101,19 @@ def what_if():
     look_for("the dotted μ before the dashed line never moves (each patch is predicted from the past "
              "alone); after it, does the model follow the edit, ignore it, or widen its σ?")
     ui.chart(LP.attention_change_figure(w.attention_change, P), key="in_attchange")
-    look_for("red cells are keys the edited context pulls more attention to: a spike or a shifted "
+    look_for("red cells are patches the forecast attends to more after the edit: a spike or a shifted "
              "patch often grabs the heads that copy a period back.")
-    ui.chart(LP.occlusion_figure(orig.occlusion, P), key="in_occlusion")
-    look_for("the tall bars on the right are the patches the forecast of the original context relies "
-             "on: on a periodic signal they sit a period back, on a trend the latest patches dominate.")
+
+
+def ablation():
+    values = context("in_ab", default_source="grammar case", default_name="sine")
+    if values is not None:
+        switch_heads_off(values)
 
 
 @st.fragment
-def ablation():
+def switch_heads_off(values):
+    """Reruns alone when the heads or layers switched off change."""
     copy, _ = _copy_effects(KEY, model)
     names = {f"L{l}H{h}": (l, h) for l in range(L) for h in range(H)}
     top = "L{}H{}".format(*copy.top_heads(1)[0])
@@ -109,9 +122,6 @@ def ablation():
                              help=f"{top} is the head with the highest period-copy score.")
     layers = c[1].multiselect("Whole layers switched off", list(range(L)), key="in_layers_off")
     off = tuple(sorted({names[n] for n in heads} | {(l, h) for l in layers for h in range(H)}))
-    values = context("in_ab", default_source="grammar case", default_name="sine")
-    if values is None:
-        return
     intact, ablated = _masked(KEY, model, values, ()), _masked(KEY, model, values, off)
     (f0, m0), (f1, m1) = LP.fan_bands(intact.fan), LP.fan_bands(ablated.fan)
     ui.chart(LP.ablation_fan_figure(values, (f0, f1), (m0, m1)), key="in_ab_fan")

@@ -85,7 +85,7 @@ def test_a_what_if_edit_moves_only_the_edited_side_after_the_edit(app):
     assert np.all(right[t >= 300] > left[t >= 300])              # the level shift is there
     assert float(at.metric[0].value.split()[0]) > 0              # and the next patch moved
     titles = [s["layout"]["title"]["text"] for s in specs(at)]
-    assert any(t.startswith("Change in attention") for t in titles)
+    assert any(t.startswith("Change in what the forecast attends to") for t in titles)
     assert any(t.startswith("Occlusion") for t in titles)
 
 

@@ -93,6 +93,7 @@ def test_an_edit_in_a_later_patch_never_changes_an_earlier_prediction(tiny, edit
     assert not np.allclose(mu1[j:], mu0[j:])                   # the edit's patch on is seen
     w = lab.what_if(tiny, values, edit, n_samples=10)
     np.testing.assert_allclose(w.edited.mu[:j], w.original.mu[:j], atol=1e-5)
+    np.testing.assert_allclose(w.edited.mu, mu1, atol=1e-5)     # reusing rows 0..j-1 is exact
     assert w.start == lab.edit_start(edit, 8) and w.edited.occlusion is None and w.next_patch_change() > 0
     assert w.attention_change.shape == (2, 8, 8)
 
