@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from nanotst.data import _wave  # noqa: E402
+from nanotst.data import wave  # noqa: E402
 from nanotst.baselines import seasonal_naive_forecast  # noqa: E402
 from nanotst.metrics import mae as mean_abs_error, seasonal_naive_scale, weighted_quantile_loss  # noqa: E402
 
@@ -111,8 +111,8 @@ def real_series(name: str) -> Series:
 # ---- the synthetic suite ---------------------------------------------------------------------
 
 def _shape(kind: str, n: int, period: float, phase: float, duty: float = 0.5) -> np.ndarray:
-    wave = _wave(kind, np.arange(n) / period + phase, duty)
-    return (wave + 1) / 2 if kind == "pulse" else wave
+    values = wave(kind, np.arange(n) / period + phase, duty)
+    return (values + 1) / 2 if kind == "pulse" else values
 
 
 def synthetic_suite(seed: int = 2026) -> list[Series]:

@@ -94,7 +94,7 @@ WAVE_SHAPES = ("sine", "sawtooth", "square", "triangle", "pulse")
 PULSE_DUTY = 0.2   # the designed pulse train's share of each cycle spent high
 
 
-def _wave(kind: str, phase: np.ndarray, duty: float = 0.5) -> np.ndarray:
+def wave(kind: str, phase: np.ndarray, duty: float = 0.5) -> np.ndarray:
     """A unit-amplitude periodic shape; phase is in cycles. duty: the high share of a square or
     pulse cycle (a pulse is a square wave with a short high part)."""
     if kind == "sine":
@@ -132,7 +132,7 @@ def design_signal(spec: SignalSpec) -> tuple[np.ndarray, Factors]:
     if spec.kind in WAVE_SHAPES:
         freq = n / spec.period
         duty = PULSE_DUTY if spec.kind == "pulse" else 0.5
-        values = values + spec.amplitude * _wave(spec.kind, np.arange(n) / spec.period, duty)
+        values = values + spec.amplitude * wave(spec.kind, np.arange(n) / spec.period, duty)
     elif spec.kind == "random_walk":
         values = values + spec.amplitude * np.cumsum(rng.normal(0, 1, n)) / np.sqrt(n)
     elif spec.kind == "noise":
@@ -198,7 +198,7 @@ def generate(family: str, length: int, rng: np.random.Generator) -> tuple[np.nda
         freq = u(2, 12)
         amp = u(0.5, 2.5)
         noise = u(0, 0.1)
-        values = offset + amp * _wave(family, freq * t + u(0, 1)) + noise * rng.normal(0, 1, length)
+        values = offset + amp * wave(family, freq * t + u(0, 1)) + noise * rng.normal(0, 1, length)
         return values, Factors(family, freq=freq, amplitude=amp, offset=offset, noise_std=noise)
     if family == "random_walk":
         std = u(0.05, 0.5)
@@ -298,10 +298,10 @@ def _shape(rng: np.random.Generator, cycles: np.ndarray, shape: str | None = Non
     shape = shape or str(rng.choice(WAVE_SHAPES))
     duty = {"square": 0.5 if rng.random() < 0.5 else rng.uniform(0.2, 0.8),
             "pulse": rng.uniform(0.03, 0.35)}.get(shape, 0.5)
-    wave = _wave(shape, cycles, duty)
+    values = wave(shape, cycles, duty)
     if shape == "pulse":   # mostly low with short high pulses: keep its low part at 0
-        wave = (wave + 1) / 2
-    return wave
+        values = (values + 1) / 2
+    return values
 
 
 def _trend(rng: np.random.Generator, length: int, amp: float, p: float = 0.3) -> tuple[np.ndarray, float]:

@@ -126,16 +126,18 @@ def standardize(values: np.ndarray) -> tuple[np.ndarray, float, float]:
     return (unit - loc) / spread, loc * big, spread * big
 
 
-def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Tensor,
+                 head_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Roll the model forward. context (1, C) any length, noise (N, H, P) standard normal.
 
     Returns (N, H*P) sample paths in the context's units. For MSE rungs the noise is ignored.
+    head_mask: heads switched off for every step (an ablation, see model.forward).
     """
     L = model.config.context_length
     n, horizon, _ = noise.shape
     paths = context                                  # (1, C) until the paths branch
     for h in range(horizon):
-        mu, sigma, loc, scale = model.predict_next(paths[:, -L:])
+        mu, sigma, loc, scale = model.predict_next(paths[:, -L:], head_mask=head_mask)
         z = mu.expand(n, -1) if sigma is None else mu + sigma * noise[:, h]  # (N, P)
         new = z * scale + loc
         paths = torch.cat([paths.expand(n, -1), new], dim=1)
@@ -143,10 +145,11 @@ def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Ten
 
 
 def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100,
-             quantiles=QUANTILES, seed: int = 0) -> Forecast:
+             quantiles=QUANTILES, seed: int = 0, head_mask: torch.Tensor | None = None) -> Forecast:
     """Sample n_samples paths of `horizon` values after `context` (1-D values, any length up to
     the context length used; older values are dropped, a short context is padded). The model
-    samples whole patches; the forecast keeps the first `horizon` values."""
+    samples whole patches; the forecast keeps the first `horizon` values. head_mask (layers,
+    heads) bool switches heads off for the whole forecast, the weights untouched."""
     cfg = model.config
     P = cfg.patch_size
     if not isinstance(horizon, (int, np.integer)) or isinstance(horizon, bool) or horizon < 1:
@@ -174,7 +177,8 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
                                                  dtype=np.float32)).to(device)
     x = torch.from_numpy(unit.astype(np.float32)).to(device).unsqueeze(0)
     with eval_mode(model), torch.inference_mode():
-        samples = sample_paths(model, x, noise)[:, :horizon].double().cpu().numpy() * scale + loc
+        model.check_head_mask(head_mask)
+        samples = sample_paths(model, x, noise, head_mask)[:, :horizon].double().cpu().numpy() * scale + loc
 
     notes = []
     if truncated:

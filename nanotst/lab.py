@@ -17,7 +17,6 @@ normalization included), so an edit can only move the predictions after it.
 """
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -26,9 +25,8 @@ import numpy as np
 import torch
 
 from .config import ModelConfig
-from .data import SeriesSet, _wave, grammar_cases
-from .forecast import Forecast
-from .forecast import forecast as _forecast_fn
+from .data import SeriesSet, grammar_cases, wave
+from .forecast import Forecast, forecast
 from .model import PatchForecaster, build_model, eval_mode, next_patch_pairs
 
 Progress = Callable[[int, int, str], None]   # (done, total, what) -> None
@@ -81,39 +79,11 @@ def heads_off(mask: torch.Tensor | None) -> list[tuple[int, int]]:
     return [(int(l), int(h)) for l, h in zip(*np.nonzero(~mask.cpu().numpy()))]
 
 
-class MaskedModel:
-    """A model seen through a head mask, for code that only calls `predict_next` (a forecast).
-
-    A small per-call object: the shared model is untouched and nothing is stored on it."""
-
-    def __init__(self, model: PatchForecaster, mask: torch.Tensor | None):
-        model.check_head_mask(mask)
-        self.model, self.mask = model, mask
-        self.config = model.config
-        self.training = False
-
-    def parameters(self):
-        return self.model.parameters()
-
-    def eval(self):
-        return self
-
-    def train(self, mode: bool = True):
-        return self
-
-    def predict_next(self, x: torch.Tensor, head_mask: torch.Tensor | None = None):
-        return self.model.predict_next(x, head_mask=self.mask)
-
-
-_HORIZON_IN_VALUES = "horizon" in inspect.signature(_forecast_fn).parameters
-
-
 def sample_forecast(model: PatchForecaster, values: np.ndarray, horizon_patches: int = 2,
                     n_samples: int = 100, seed: int = 0, mask: torch.Tensor | None = None) -> Forecast:
-    """nanotst.forecast.forecast of `horizon_patches` patches, through a head mask if given."""
-    net = model if mask is None else MaskedModel(model, mask)
-    n = horizon_patches * model.config.patch_size if _HORIZON_IN_VALUES else horizon_patches
-    return _forecast_fn(net, values, n, n_samples=n_samples, seed=seed)
+    """forecast.forecast of `horizon_patches` patches, through a head mask if given."""
+    return forecast(model, values, horizon_patches * model.config.patch_size, n_samples=n_samples,
+                    seed=seed, head_mask=mask)
 
 
 # ---------------------------------------------------------------- what-if edits
@@ -433,7 +403,7 @@ def periodic_suite(context_length: int, patch_size: int, seed: int = 0,
     for k in ks:
         for shape in shapes:
             period = k * patch_size
-            rows.append(_wave(shape, t / period + rng.uniform(0, 1)))
+            rows.append(wave(shape, t / period + rng.uniform(0, 1)))
             periods.append(float(period))
     return np.asarray(rows, dtype=np.float32), np.asarray(periods)
 

@@ -112,7 +112,7 @@ def shot(pg, name: str):
     pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-PAGES = ["Overview", "Signals", "Train", "Attention", "Forecast", "Experiments"]
+PAGES = ["Overview", "Signals", "Train", "Attention", "Inside", "Forecast", "Experiments"]
 
 # The traces of every Plotly chart on the page: type, number of points (rows of z for heatmaps),
 # fill and name. _fullData holds the arrays plotly.js decoded (data may hold base64 "bdata").

@@ -138,10 +138,10 @@ def test_a_periodic_series_repeats_at_its_factor_period():
 
 
 def test_every_wave_shape_is_unit_amplitude():
-    from nanotst.data import _wave
+    from nanotst.data import wave as make_wave
     phase = np.arange(1000) / 100
     for shape in WAVE_SHAPES:
-        wave = _wave(shape, phase, 0.3)
+        wave = make_wave(shape, phase, 0.3)
         assert wave.max() == pytest.approx(1, abs=0.02) and wave.min() == pytest.approx(-1, abs=0.02)
 
 

@@ -183,3 +183,15 @@ def test_a_read_only_context_is_forecast_without_a_warning(dtype):
         warnings.simplefilter("error")
         fc = forecast(tiny(), frozen, 16, n_samples=8)
     np.testing.assert_array_equal(fc.samples, forecast(tiny(), values, 16, n_samples=8).samples)
+
+
+def test_a_head_mask_switches_heads_off_for_the_whole_forecast():
+    model = tiny()
+    on = torch.ones(model.head_grid, dtype=torch.bool)
+    off = on.clone()
+    off[1] = False
+    plain = forecast(model, series(), 16, n_samples=4)
+    np.testing.assert_array_equal(forecast(model, series(), 16, n_samples=4, head_mask=on).samples, plain.samples)
+    assert not np.allclose(forecast(model, series(), 16, n_samples=4, head_mask=off).samples, plain.samples)
+    with pytest.raises(ValueError, match="head_mask must have shape"):
+        forecast(model, series(), 8, head_mask=torch.ones(3, 3, dtype=torch.bool))
