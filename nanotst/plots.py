@@ -689,18 +689,59 @@ def compare_losses_figure(runs: Mapping[str, Sequence[Mapping]], key: str = "val
     return fig
 
 
+def compare_runs_figure(runs: Mapping[str, Sequence[Sequence[Mapping]]], key: str = "val_mse",
+                        title: str = "Validation next-patch MSE by variant", log_y: bool = True,
+                        height: int = 340) -> go.Figure:
+    """Per variant (name -> one history per seed): the mean over seeds against the step, and a
+    band from the lowest to the highest seed."""
+    fig = _fig(title, "step", key.replace("_", " "), height=height)
+    for i, (name, histories) in enumerate(runs.items()):
+        by_step: dict[int, list[float]] = {}
+        for history in histories:
+            for h in history:
+                if h.get(key) is not None:
+                    by_step.setdefault(h["step"], []).append(h[key])
+        if not by_step:
+            continue
+        steps = sorted(by_step)
+        values = [np.asarray(by_step[x], dtype=float) for x in steps]
+        color = PALETTE[i % len(PALETTE)]
+        if max(len(v) for v in values) > 1:
+            _band(fig, steps, [v.min() for v in values], [v.max() for v in values], f"{name}: seeds",
+                  0.18, showlegend=False, group=str(name))
+            fig.data[-1].fillcolor = _rgba(color, 0.18)
+        fig.add_trace(go.Scatter(x=steps, y=[float(v.mean()) for v in values], mode="lines+markers",
+                                 name=str(name), legendgroup=str(name), line=dict(color=color),
+                                 marker=dict(size=4)))
+    if log_y:
+        log_ticks(fig)
+    return fig
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
 def compare_grammar_figure(results: Mapping[str, Mapping[str, float]],
                            title: str = "Final grammar MSE by variant", log_y: bool = True,
-                           height: int = 340) -> go.Figure:
-    """Grouped bars: variants on x, one bar per grammar case (name -> {case: mse})."""
+                           height: int = 340,
+                           spread: Mapping[str, Mapping[str, tuple]] | None = None) -> go.Figure:
+    """Grouped bars: variants on x, one bar per grammar case (name -> {case: mse}); with
+    `spread` (name -> {case: (min, max)}), error bars from the lowest to the highest seed."""
     fig = _fig(title, "variant", "next-patch MSE (normalized)", height=height, barmode="group")
     names = list(results)
     cases: list[str] = []
     for r in results.values():
         cases += [c for c in r if c not in cases]
     for i, case in enumerate(cases):
-        fig.add_trace(go.Bar(x=names, y=[results[n].get(case) for n in names], name=case,
-                             marker_color=case_color(case, i)))
+        y = [results[n].get(case) for n in names]
+        error = None
+        if spread:
+            lo = [y[j] - spread[n][case][0] for j, n in enumerate(names)]
+            hi = [spread[n][case][1] - y[j] for j, n in enumerate(names)]
+            error = dict(type="data", symmetric=False, array=hi, arrayminus=lo, thickness=1)
+        fig.add_trace(go.Bar(x=names, y=y, name=case, marker_color=case_color(case, i), error_y=error))
     if log_y:
         log_ticks(fig)
     return fig

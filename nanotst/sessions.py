@@ -26,13 +26,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Callable
 
+import numpy as np
+
+from .backtest import backtest
 from .checkpoints import (CheckpointError, checkpoint_dir, default_checkpoint_path, safe_checkpoint_path,
                           save_checkpoint)
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import DEFAULT_MIX, MIXES, SignalError
+from .model import PatchForecaster
 from .train import Trainer
 
 MAX_RUNS = 8
+DEFAULT_SEEDS = 3     # every experiment variant is trained this many times; the page shows the spread
 IDLE_SECONDS = 30 * 60
 
 
@@ -78,7 +83,14 @@ def default_mix_weights() -> dict[str, float]:
 
 
 class TrainingSession:
-    """One browser session's training run: a Trainer plus play/pause state."""
+    """One browser session's training run: a Trainer, trained by a background thread while
+    `running`, so the page only draws (at its own pace) and a click never waits for training.
+
+    The thread is the only writer of the trainer while it runs; every control takes the same
+    lock, so Step, Stop, Reset and Save never interleave with a training chunk. Pages read the
+    history and snapshots (lists the trainer only appends to) without the lock.
+    """
+    CHUNK = 10     # steps per locked chunk: a Pause or Stop takes effect within one chunk
 
     def __init__(self, settings: TrainSettings | None = None):
         self.settings = settings or TrainSettings()
@@ -87,6 +99,8 @@ class TrainingSession:
         self.error: str | None = None
         self.saved_as: str | None = None
         self.default_name = unique_run_name()
+        self._lock = threading.RLock()
+        self._thread: threading.Thread | None = None
 
     # controls (the page wires these to on_click callbacks)
     def _ensure(self) -> bool:
@@ -103,40 +117,61 @@ class TrainingSession:
         return True
 
     def start(self) -> None:
-        if self._ensure() and not self.trainer.done:
+        with self._lock:
+            if not self._ensure() or self.trainer.done:
+                return
             self.running = True
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._train, args=(self.trainer,),
+                                                name="nanotst-training", daemon=True)
+                self._thread.start()
+
+    def _train(self, trainer: Trainer) -> None:
+        """The background loop: chunks of steps while running and this trainer is current."""
+        try:
+            while True:
+                with self._lock:
+                    if not self.running or self.trainer is not trainer or trainer.done:
+                        break
+                    trainer.run(self.CHUNK)
+        except Exception as err:  # noqa: BLE001 - shown on the page, never lost in a thread
+            self.error = f"training stopped: {type(err).__name__}: {err}"
+        finally:
+            with self._lock:
+                if self.trainer is trainer:
+                    self.running = False
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the background loop has stopped (tests, a clean shutdown)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
 
     def pause(self) -> None:
         self.running = False
 
     def step(self, n_steps: int = 20) -> int:
         self.running = False
-        if not self._ensure():
-            return 0
-        return self.trainer.run(n_steps)
+        with self._lock:
+            if not self._ensure():
+                return 0
+            return self.trainer.run(n_steps)
 
     def stop(self) -> None:
         self.running = False
-        if self.trainer is not None and not self.trainer.done:
-            self.trainer.stop("stopped by user")
+        with self._lock:
+            if self.trainer is not None and not self.trainer.done:
+                self.trainer.stop("stopped by user")
 
     def reset(self, settings: TrainSettings | None = None) -> None:
         self.running = False
-        self.trainer = None
-        self.error = None
-        self.saved_as = None
-        self.default_name = unique_run_name()
-        if settings is not None:
-            self.settings = settings
-
-    def tick(self, seconds: float = 0.5) -> int:
-        """Called by the page's fragment: train for about `seconds` while running."""
-        if not self.running or self.trainer is None:
-            return 0
-        ran = self.trainer.run_for(seconds, chunk=10)
-        if self.trainer.done:
-            self.running = False
-        return ran
+        with self._lock:
+            self.trainer = None
+            self.error = None
+            self.saved_as = None
+            self.default_name = unique_run_name()
+            if settings is not None:
+                self.settings = settings
 
     # state for the page
     @property
@@ -175,6 +210,10 @@ class TrainingSession:
         """
         if self.trainer is None:
             raise CheckpointError("nothing to save yet: start or step the training first")
+        with self._lock:
+            return self._save(name, folder, overwrite)
+
+    def _save(self, name: str, folder, overwrite: bool):
         t = self.trainer
         path = safe_checkpoint_path(folder or checkpoint_dir(), name)
         if path.stem == "default" or path == default_checkpoint_path().resolve():
@@ -249,15 +288,26 @@ def experiment_variants(kind: str, steps: int = 300, settings: TrainSettings | N
 
 
 class ExperimentRun:
-    """Trains a list of variants one after the other, a chunk per `advance()` call."""
+    """Trains every variant of an experiment under several seeds, one after the other, a chunk
+    per `advance()` call. A seed changes the model's initial weights and the training series.
 
-    def __init__(self, kind: str, steps: int = 300, settings: TrainSettings | None = None):
+    results[name] summarizes a variant over its seeds: the mean of each final number, its
+    spread (min, max), every seed's history, and the first seed's trained model (the page's
+    forecasts)."""
+
+    def __init__(self, kind: str, steps: int = 300, settings: TrainSettings | None = None,
+                 seeds: int = DEFAULT_SEEDS):
         self.kind = kind
         self.steps = steps
+        self.seeds = seeds
         self.variants = experiment_variants(kind, steps, settings)
+        # seed by seed, so that one seed of every variant is there early
+        self.jobs = [(v, k) for k in range(seeds) for v in self.variants]
         self.eval_every = max(1, steps // 10)
         self.index = 0
         self.trainer = None
+        self.runs: dict[str, list[dict]] = {}     # variant -> one record per finished seed
+        self.models: dict[str, PatchForecaster] = {}
         self.results: dict[str, dict] = {}
         self.started_at = time.perf_counter()
         self.wall = 0.0
@@ -265,32 +315,36 @@ class ExperimentRun:
 
     @property
     def done(self) -> bool:
-        return self.index >= len(self.variants) or self.error is not None
+        return self.index >= len(self.jobs) or self.error is not None
 
     @property
     def progress(self) -> float:
         inner = 0.0 if self.trainer is None else min(1.0, self.trainer.step / self.steps)
-        return min(1.0, (self.index + inner) / len(self.variants))
+        return min(1.0, (self.index + inner) / len(self.jobs))
 
     @property
     def current(self) -> str | None:
-        return None if self.done else self.variants[self.index].name
+        if self.done:
+            return None
+        v, k = self.jobs[self.index]
+        return f"{v.name}, seed {k + 1} of {self.seeds}"
 
     def advance(self, seconds: float = 1.0) -> None:
-        """Train the current variant for about `seconds`; move on when it reaches its budget."""
+        """Train the current job for about `seconds`; move on when it reaches its budget."""
         if self.done:
             return
         t0 = time.perf_counter()
-        v = self.variants[self.index]
+        v, k = self.jobs[self.index]
         try:
             if self.trainer is None:
-                self.trainer = Trainer(v.model_config, v.train_config, eval_every=self.eval_every,
+                tc = replace(v.train_config, seed=v.train_config.seed + k)
+                self.trainer = Trainer(v.model_config, tc, eval_every=self.eval_every,
                                        snapshot_every=self.steps, device="cpu")
             while time.perf_counter() - t0 < seconds and self.trainer.step < self.steps \
                     and not self.trainer.done:
                 self.trainer.run(min(10, self.steps - self.trainer.step))
             if self.trainer.step >= self.steps or self.trainer.done:
-                self._finish(v)
+                self._finish(v, k)
         except (ConfigError, SignalError, ValueError) as err:
             self.error = f"{v.name}: {err}"
         self.wall += time.perf_counter() - t0
@@ -300,26 +354,51 @@ class ExperimentRun:
             self.advance(seconds_per_call)
         return self
 
-    def _finish(self, v: Variant) -> None:
+    def _finish(self, v: Variant, seed: int) -> None:
         t = self.trainer
         if not t.history or t.history[-1]["step"] != t.step:
             t.record()
         last = t.history[-1]
-        self.results[v.name] = {
+        self.runs.setdefault(v.name, []).append({
             "history": t.history, "grammar": {c: g["mse"] for c, g in last["grammar"].items()},
-            "val_loss": last["val_loss"], "val_mse": last.get("val_mse"),
-            "params": t.model.num_params(), "steps": t.step,
-            "seconds": t.elapsed, "rung": v.model_config.rung,
-            "loss_kind": "NLL" if v.model_config.probabilistic else "MSE",
-        }
+            "val_loss": last["val_loss"], "val_mse": last.get("val_mse"), "steps": t.step,
+            "seconds": t.elapsed})
+        if seed == 0:
+            self.models[v.name] = t.model.eval()
+        self.results[v.name] = self._summary(v, self.runs[v.name], t.model.num_params())
         self.trainer = None
         self.index += 1
+
+    @staticmethod
+    def _summary(v: Variant, runs: list[dict], params: int) -> dict:
+        def spread(values):
+            values = [x for x in values if x is not None]
+            return (min(values), max(values)) if values else (None, None)
+
+        def mean(values):
+            values = [x for x in values if x is not None]
+            return float(np.mean(values)) if values else None
+        cases = list(runs[0]["grammar"])
+        return {
+            "history": runs[0]["history"], "histories": [r["history"] for r in runs],
+            "grammar": {c: mean([r["grammar"][c] for r in runs]) for c in cases},
+            "grammar_spread": {c: spread([r["grammar"][c] for r in runs]) for c in cases},
+            "val_loss": mean([r["val_loss"] for r in runs]), "val_mse": mean([r["val_mse"] for r in runs]),
+            "val_mse_spread": spread([r["val_mse"] for r in runs]), "seeds": len(runs),
+            "params": params, "steps": runs[-1]["steps"], "seconds": sum(r["seconds"] for r in runs),
+            "rung": v.model_config.rung, "loss_kind": "NLL" if v.model_config.probabilistic else "MSE"}
+
+    def forecasts(self, values: np.ndarray, horizon: int, n_samples: int = 50) -> dict:
+        """Each variant's first-seed model forecasting the last `horizon` values of one series
+        from the rest: {variant: Backtest}, the same test signal for every variant."""
+        return {name: backtest(model, values, horizon, n_samples=n_samples, linear=False)
+                for name, model in self.models.items()}
 
     def headline(self) -> str | None:
         """One sentence with the experiment's point, once every variant has finished, from the
         numbers the page's charts show (the validation next-patch MSE every rung shares, the
         grammar MSE)."""
-        if not self.done or len(self.results) != len(self.variants):
+        if not self.done or self.error is not None:
             return None
         r = list(self.results.values())
         names = list(self.results)
@@ -333,8 +412,12 @@ class ExperimentRun:
                     f"{r[0]['val_mse']:.3f} for “{names[0]}”: it reads the answer off the future.")
         best = min(names, key=lambda n: self.results[n]["val_mse"])
         sine = min(names, key=lambda n: self.results[n]["grammar"].get("sine", float("inf")))
+        lo, hi = self.results[best]["val_mse_spread"]
         text = (f"Lowest validation next-patch MSE after {self.steps} steps: “{best}” "
-                f"({self.results[best]['val_mse']:.3f})")
+                f"({self.results[best]['val_mse']:.3f}, mean of {self.seeds} seeds, {lo:.3f}–{hi:.3f})")
+        rivals = [n for n in names if n != best and self.results[n]["val_mse_spread"][0] <= hi]
+        if rivals:
+            text += f"; within its seed spread: {', '.join(f'“{n}”' for n in rivals)}"
         if sine != best:
             text += (f"; lowest sine-case MSE: “{sine}” "
                      f"({self.results[sine]['grammar']['sine']:.4f})")
@@ -343,9 +426,11 @@ class ExperimentRun:
     def table(self) -> list[dict]:
         rows = []
         for name, r in self.results.items():
-            row = {"variant": name, "parameters": r["params"], "steps": r["steps"],
+            lo, hi = r["val_mse_spread"]
+            row = {"variant": name, "parameters": r["params"], "steps": r["steps"], "seeds": r["seeds"],
                    "train seconds": round(r["seconds"], 1), "loss": r["loss_kind"],
-                   "final val MSE": r["val_mse"], "final val loss": r["val_loss"]}
+                   "final val MSE": r["val_mse"], "val MSE min": lo, "val MSE max": hi,
+                   "final val loss": r["val_loss"]}
             row.update({f"MSE {c}": v for c, v in r["grammar"].items()})
             rows.append(row)
         return rows

@@ -554,3 +554,13 @@ def _preview(series, key: str) -> None:
                      title=f"{series.name}: {len(series)} values",
                      x_label=series.time_name if x is not None else "time step",
                      y_label=series.name, key=f"{key}_preview")
+
+
+def experiment_forecasts(run, values: np.ndarray, horizon: int) -> dict:
+    """An experiment's variants forecasting one test signal, computed once per finished run."""
+    cache = st.session_state.setdefault("exp_forecasts", {})
+    key = (id(run), horizon, hash(values.tobytes()))
+    if key not in cache:
+        cache.clear()
+        cache[key] = run.forecasts(values, horizon)
+    return cache[key]

@@ -34,11 +34,11 @@ L, H, N = a.maps.shape[:3]
 c1, c2 = st.columns([3, 2])
 with c1:
     views = ["rollout (all layers)"] + [f"layer {i} (heads averaged)" for i in range(L)]
-    c = st.columns([2, 2, 1])
-    view = c[0].selectbox("Weights", views, **ui.shared("att_view", views[0], views))
-    query = c[1].slider("Query patch", 0, N - 1, **ui.shared("att_query", N - 1, bounds=(0, N - 1)),
+    view = st.radio("Weights", views, horizontal=True, **ui.shared("att_view", views[0], views))
+    c = st.columns([3, 1])
+    query = c[0].slider("Query patch", 0, N - 1, **ui.shared("att_query", N - 1, bounds=(0, N - 1)),
                         help=f"The patch whose prediction you look at; {N - 1} predicts the forecast.")
-    no_sink = c[2].toggle("Hide patch 0", **ui.shared("att_no_sink", False),
+    no_sink = c[1].toggle("Hide patch 0", **ui.shared("att_no_sink", False),
                           help="Leave out the weight parked on patch 0 and renormalize the rest.")
     layer = None if view == views[0] else views.index(view) - 1
     w = query_sources(a, query, layer, without_sink=no_sink)

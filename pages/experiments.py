@@ -3,11 +3,12 @@ causal mask switched off. Each runs in chunks inside a fragment; results stay in
 import pandas as pd
 import streamlit as st
 
-from nanotst.sessions import EXPERIMENTS, ExperimentRun
+from nanotst.data import grammar_cases
+from nanotst.sessions import DEFAULT_SEEDS, EXPERIMENTS, ExperimentRun
 from nanotst import plots
 from pages import _common as ui
 
-ui.sidebar()
+cfg = ui.sidebar().config
 runs: dict = st.session_state.setdefault("exp_runs", {})
 
 EXPLAIN = {
@@ -38,7 +39,8 @@ EXPLAIN = {
 st.title("Experiments")
 kind = st.radio("Experiment", list(EXPERIMENTS), format_func=EXPERIMENTS.get, key="exp_kind")
 st.caption(EXPLAIN[kind])
-steps = st.select_slider("Training steps per variant (same data, same budget for every variant)",
+steps = st.select_slider(f"Training steps per variant and seed ({DEFAULT_SEEDS} seeds; same data, same "
+                         "budget for every variant)",
                          [20, 100, 200, 300, 400, 600, 1000], 300, key="exp_steps")
 
 
@@ -84,20 +86,41 @@ if run.error:
     st.error(run.error)
 if not run.results:
     st.stop()
-state = "finished" if run.done else f"{len(run.results)} of {len(run.variants)} variants done"
-st.subheader(f"Results ({state}, {run.steps} steps each, {run.wall:.0f} s)")
+state = "finished" if run.done else f"{run.index} of {len(run.jobs)} runs done"
+st.subheader(f"Results ({state}: {len(run.variants)} variants × {run.seeds} seeds, {run.steps} steps "
+             f"each, {run.wall:.0f} s)")
 if run.headline():
     st.success(run.headline())
 histories = {name: r["history"] for name, r in run.results.items()}
 c1, c2 = st.columns(2)
 with c1:
-    ui.chart(plots.compare_losses_figure(histories, "val_mse", "Validation next-patch MSE by variant",
-                                         log_y=True), key="exp_loss")
-    st.caption("Next-patch MSE of μ on the same validation series for every variant: the one "
-               "metric every rung shares (each variant's own loss, NLL or MSE, is in the table).")
+    key = "train_loss" if kind == "causal" else "val_mse"
+    ui.chart(plots.compare_runs_figure({n: r["histories"] for n, r in run.results.items()}, key,
+                                       "Training loss by variant" if kind == "causal"
+                                       else "Validation next-patch MSE by variant"), key="exp_loss")
+    st.caption("The mean over the seeds, the band from the lowest to the highest seed. "
+               + ("The cheating model's training loss falls far lower: it reads the patch it is "
+                  "asked to predict." if kind == "causal" else
+                  "Next-patch MSE of μ on the same validation series for every variant: the one "
+                  "metric every rung shares (each variant's own loss, NLL or MSE, is in the table)."))
 with c2:
-    ui.chart(plots.compare_grammar_figure({n: r["grammar"] for n, r in run.results.items()}),
+    ui.chart(plots.compare_grammar_figure({n: r["grammar"] for n, r in run.results.items()},
+                                          spread={n: r["grammar_spread"] for n, r in run.results.items()}),
              key="exp_grammar")
+if kind in ("generalization", "causal") and run.done and not run.error:
+    st.subheader("The same test signal for every variant: the sine case, two patches ahead")
+    values = grammar_cases(cfg.context_length + 2 * cfg.patch_size)["sine"]
+    cols = st.columns(len(run.models))
+    for col, (name, bt) in zip(cols, ui.experiment_forecasts(run, values, 2 * cfg.patch_size).items()):
+        with col:
+            ui.chart(plots.fan_chart_figure(bt.history, bt.time_index, bt.forecast.median, bt.forecast.bands(),
+                                            truth=bt.truth, title=f"{name}: MAE {bt.scores[bt.model]['mae']:.3f}",
+                                            height=340), key=f"exp_fc_{name}")
+    st.caption("Each variant's first-seed model forecasts the held-out end of the sine from the "
+               "rest. " + ("A model that cheated in training has no future to read here."
+                           if kind == "causal" else "Can a model that never saw a periodic "
+                           "signal continue one?"))
 ui.chart(plots.grammar_curves_figure(histories[list(histories)[-1]],
-                                     title=f"Learning order of “{list(histories)[-1]}”"), key="exp_order")
+                                     title=f"Learning order of “{list(histories)[-1]}” (first seed)"),
+         key="exp_order")
 st.dataframe(pd.DataFrame(run.table()).set_index("variant"), width="stretch", placeholder="–")

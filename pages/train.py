@@ -114,10 +114,9 @@ if session.error:
 floors = grammar_noise_floor(session.settings.configs()[0].context_length, session.settings.patch_size)
 
 
-@st.fragment(run_every=0.5 if session.running else None)
+# the session's thread trains; the fragment only draws, once a second while it runs
+@st.fragment(run_every=1.0 if session.running else None)
 def live():
-    was_running = session.running
-    session.tick(0.7)
     s = session.status()
     total = s["total_steps"] or 1
     st.progress(min(1.0, s["step"] / total),
@@ -153,8 +152,12 @@ def live():
                 snap["grammar"], session.settings.patch_size,
                 title=f"Grammar predictions at step {snap['step']} (epoch {snap['epoch']:.2f})"),
                 key="tr_snap")
-    if was_running and not session.running:
+    if session.error:
+        st.error(session.error)
+    if st.session_state.get("tr_drawn_running") and not session.running:
+        st.session_state["tr_drawn_running"] = False
         st.rerun()  # finished: a full rerun turns the timer off and re-enables the buttons
+    st.session_state["tr_drawn_running"] = session.running
 
 
 live()

@@ -1,5 +1,6 @@
 """Server-side runs (nanotst.sessions): a reload finds its run, a copied link does not take a live
 one, the store is bounded and forgets idle runs."""
+import numpy as np
 import pytest
 
 from nanotst.sessions import RunStore, RunStoreFull
@@ -103,15 +104,19 @@ def test_a_training_session_steps_pauses_stops_and_saves_its_preset_name(tmp_pat
     assert s.status()["state"] == "not started" and s.status()["total_steps"] == 8
     assert s.step(3) == 3 and not s.running and s.status()["step"] == 3
     s.start()
-    assert s.running
     s.pause()
-    assert s.tick() == 0                                 # paused: a tick trains nothing
+    s.wait(5)
+    paused_at = s.status()["step"]
+    assert not s.running and paused_at >= 3
+    import time
+    time.sleep(0.2)
+    assert s.status()["step"] == paused_at               # paused: the thread has stopped
     s.stop()
     assert s.done and s.status()["state"] == "stopped by user"
     path = s.save("mine", tmp_path)
     saved = load_checkpoint(path)
     assert saved.data_spec["mix_name"] == "all"          # the preset's name, not only its weights
-    assert saved.history[-1]["step"] == 3
+    assert saved.history[-1]["step"] == paused_at
     with pytest.raises(CheckpointError, match="nothing to save"):
         TrainingSession(TINY_RUN).save("other", tmp_path)
     other = TrainingSession(TINY_RUN)
@@ -149,6 +154,20 @@ def test_the_headline_names_the_variant_the_chart_shows_lowest():
     run = ExperimentRun("width", steps=4, settings=TINY_RUN).run_all(seconds_per_call=1.0)
     charted = {r["variant"]: r["final val MSE"] for r in run.table()}
     best = min(charted, key=charted.get)
-    assert f"“{best}” ({charted[best]:.3f})" in run.headline()
+    assert f"“{best}” ({charted[best]:.3f}, mean of 3 seeds" in run.headline()
     for name, result in run.results.items():      # the chart's last point is the table's number
-        assert result["history"][-1]["val_mse"] == charted[name]
+        last = [h[-1]["val_mse"] for h in result["histories"]]
+        assert len(last) == 3 and np.mean(last) == pytest.approx(charted[name])
+        assert min(last) == result["val_mse_spread"][0] and max(last) == result["val_mse_spread"][1]
+
+
+def test_seeds_differ_and_every_variant_forecasts_the_same_test_signal():
+    run = ExperimentRun("causal", steps=4, settings=TINY_RUN, seeds=2).run_all(seconds_per_call=1.0)
+    histories = run.results["causal (honest)"]["histories"]
+    assert len(histories) == 2 and histories[0][-1]["val_mse"] != histories[1][-1]["val_mse"]
+    values = np.sin(np.arange(544) / 8)
+    forecasts = run.forecasts(values, 32)
+    assert list(forecasts) == ["causal (honest)", "causal=False (cheats)"]
+    truths = [bt.truth for bt in forecasts.values()]
+    np.testing.assert_array_equal(truths[0], truths[1])
+    assert all(bt.forecast.horizon == 32 for bt in forecasts.values())
