@@ -227,3 +227,43 @@ def test_a_deep_link_as_a_fresh_servers_first_request_gets_the_app_navigation(br
         expect(links).to_have_count(len(PAGES))
         assert [t.split("\n")[-1] for t in links.all_inner_texts()] == PAGES
         context.close()
+
+
+def test_a_run_finishes_while_the_page_answers_clicks(page):
+    open_page(page, "Train")
+    field = page.get_by_label("Epochs")
+    field.fill("20")
+    field.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Start").click()
+    # while it trains (in the session's thread), a widget on the page still answers
+    page.wait_for_function("() => document.body.innerText.includes('running · step')", timeout=30_000)
+    toggle = page.get_by_text("Follow the latest snapshot")
+    toggle.wait_for(timeout=30_000)
+    toggle.click()
+    expect(page.get_by_text("Scrub back through snapshots")).to_be_visible(timeout=10_000)
+    page.wait_for_function("() => document.body.innerText.includes('finished · step 320')", timeout=120_000)
+    expect(page.get_by_text("Learning order:")).to_be_visible()
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+    shot(page, "train-finished")
+
+
+def test_a_shared_link_opens_the_same_view_in_a_new_browser(browser, server, page):
+    page.goto(f"{server}/attention?att_source=grammar%20case&att_signal=noisy&att_query=4")
+    wait_idle(page)
+    expect(page.locator("h1").first).to_have_text("Attention")
+    page.get_by_role("button", name="Share this view").click()
+    link = page.locator("[data-testid='stCode']").first.inner_text().strip()
+    assert "att_query=4" in link and "att_signal=noisy" in link and "run=" not in link
+    other = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        pg = other.new_page()
+        pg.goto(link)
+        wait_idle(pg)
+        expect(pg.get_by_text("What query patch 4 draws on to predict patch 5").first).to_be_visible(timeout=30_000)
+        shown = pg.evaluate("""() => Array.from(document.querySelectorAll("[data-testid='stSelectbox']"))
+            .map(e => e.innerText + ' ' + Array.from(e.querySelectorAll('input')).map(i => i.value).join(' '))""")
+        assert any("noisy" in text for text in shown), shown
+        shot(pg, "attention-shared-link")
+    finally:
+        other.close()
