@@ -309,7 +309,7 @@ def grammar_curves_figure(history: Sequence[Mapping], metric: str = "mse",
     for record in learned or ():
         color = case_color(record["case"], cases.index(record["case"]) if record["case"] in cases else 0)
         fig.add_vline(x=record["step"], line=dict(dash="dash", color=color, width=1),
-                      annotation_text=f"{record['case']} learned", annotation_position="top",
+                      annotation_text=f"{record['case']} learned", annotation_position="bottom right",
                       annotation_font=dict(size=10, color=color))
     if log_y:
         log_ticks(fig)
@@ -520,6 +520,7 @@ def attention_over_signal_figure(series: np.ndarray, weights: np.ndarray, patch_
         text=[f"{w:.2f}" for w in weights], textposition="top center", name="attention weight",
         hovertext=[f"patch {k} ({_patch_span(k, patch_size)}): weight {w:.3f}"
                    for k, w in enumerate(weights)], hoverinfo="text"))
+    fig.update_layout(showlegend=False)   # the shading and the numbers say it; a legend hid the title
     return fig
 
 

@@ -35,16 +35,17 @@ c1, c2 = st.columns([3, 2])
 with c1:
     views = ["rollout (all layers)"] + [f"layer {i} (heads averaged)" for i in range(L)]
     view = st.radio("Weights", views, horizontal=True, **ui.shared("att_view", views[0], views))
-    c = st.columns([3, 1])
+    c = st.columns([2, 1])
     query = c[0].slider("Query patch", 0, N - 1, **ui.shared("att_query", N - 1, bounds=(0, N - 1)),
                         help=f"The patch whose prediction you look at; {N - 1} predicts the forecast.")
     no_sink = c[1].toggle("Hide patch 0", **ui.shared("att_no_sink", False),
                           help="Leave out the weight parked on patch 0 and renormalize the rest.")
     layer = None if view == views[0] else views.index(view) - 1
     w = query_sources(a, query, layer, without_sink=no_sink)
-    target = "the forecast's first patch" if query == N - 1 else f"patch {query + 1}"
+    target = "the forecast" if query == N - 1 else f"patch {query + 1}"
     ui.cached_chart("attention_over_signal_figure", a.values, w, P,
-                    title=f"What query patch {query} draws on to predict {target} ({view})",
+                    title=f"What patch {query} draws on to predict {target} "
+                          f"({'rollout' if layer is None else f'layer {layer}'})",
                     key="att_signal")
 with c2:
     ui.cached_chart("attention_matrix_figure", a.rollout, P, a.causal, key="att_rollout")

@@ -107,12 +107,11 @@ def test_attention_heatmaps_are_labelled(ckpt_dir):
 
 def test_attention_uses_one_patch_numbering_and_ties_a_query_to_the_signal(ckpt_dir):
     at = open_page("pages/attention.py")
-    title = lambda: next(s for s in specs(at) if s["layout"]["title"]["text"].startswith("What query"))
-    assert title()["layout"]["title"]["text"].startswith("What query patch 15 draws on to predict "
-                                                         "the forecast's first patch")
+    title = lambda: next(s for s in specs(at) if s["layout"]["title"]["text"].startswith("What patch"))
+    assert title()["layout"]["title"]["text"] == "What patch 15 draws on to predict the forecast (rollout)"
     at.slider(key="att_query").set_value(3).run()
     spec = title()
-    assert "query patch 3 draws on to predict patch 4" in spec["layout"]["title"]["text"]
+    assert spec["layout"]["title"]["text"] == "What patch 3 draws on to predict patch 4 (rollout)"
     weights = [float(t) for t in spec["data"][1]["text"]]
     assert all(w == 0 for w in weights[4:]) and sum(weights) == pytest.approx(1, abs=0.02)  # causal
     at.toggle(key="att_no_sink").set_value(True).run()

@@ -260,7 +260,7 @@ def test_a_shared_link_opens_the_same_view_in_a_new_browser(browser, server, pag
         pg = other.new_page()
         pg.goto(link)
         wait_idle(pg)
-        expect(pg.get_by_text("What query patch 4 draws on to predict patch 5").first).to_be_visible(timeout=30_000)
+        expect(pg.get_by_text("What patch 4 draws on to predict patch 5").first).to_be_visible(timeout=30_000)
         shown = pg.evaluate("""() => Array.from(document.querySelectorAll("[data-testid='stSelectbox']"))
             .map(e => e.innerText + ' ' + Array.from(e.querySelectorAll('input')).map(i => i.value).join(' '))""")
         assert any("noisy" in text for text in shown), shown
