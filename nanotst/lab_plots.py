@@ -143,7 +143,7 @@ def occlusion_figure(occlusion: np.ndarray, patch_size: int) -> go.Figure:
     """(N, N) occlusion map (query x blanked patch), and its last row: what moves the forecast."""
     N = occlusion.shape[0]
     z = np.where(np.triu(np.ones((N, N), dtype=bool), 1), np.nan, occlusion)
-    traces = [dict(type="heatmap", z=_f32(z), colorscale="Viridis", colorbar=dict(title="move", x=0.4, thickness=12),
+    traces = [dict(type="heatmap", z=_f32(z), colorscale="Viridis", colorbar=dict(title="heatmap:<br>move", x=1.02, thickness=12),
                    hovertemplate="query %{y}, blanked patch %{x}: %{z:.3f}<extra></extra>"),
               dict(type="bar", x=_i32(np.arange(N)), y=_f32(occlusion[-1]), marker=dict(color=PALETTE[0]),
                    name="forecast moves", showlegend=False, xaxis="x2", yaxis="y2",
