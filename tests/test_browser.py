@@ -175,9 +175,11 @@ def test_training_updates_the_loss_chart_and_survives_a_page_switch(page):
     assert int(metric_value(page, "Step")) >= step_before
     expect(page.get_by_label("Epochs")).to_have_value("500")
     page.get_by_role("button", name="Pause").click()
+    # the page between two redraws is idle already: wait for the rerun the click causes
+    expect(page.get_by_role("button", name="Pause")).to_be_disabled(timeout=30_000)
     wait_idle(page)
     paused_at = int(metric_value(page, "Step"))
-    page.wait_for_timeout(1500)
+    page.wait_for_timeout(3000)                 # longer than the live view's 2 s redraw
     assert int(metric_value(page, "Step")) == paused_at
     assert metric_value(page, "Train loss") != "–"
     shot(page, "train-paused")
