@@ -2,9 +2,6 @@
 for" sentence, a what-if edit moves only the edited side after the edit, an ablation greys out
 the heads it switches off, probe results stay in the session, and the across-training view reads
 a run made on the Train page. A tiny model keeps it fast; checkpoints go to a temporary folder."""
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -14,7 +11,8 @@ from nanotst.checkpoints import save_checkpoint
 from nanotst.config import ModelConfig
 from nanotst.model import build_model
 
-APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+from tests.test_app import APP, specs  # noqa: E402  (the same app file and chart reader)
+
 PAGE = "pages/inside.py"
 VIEWS = ("What if", "Ablation", "Period copy", "Probes", "PCA map", "Across training")
 
@@ -38,10 +36,6 @@ def app(tmp_path, monkeypatch, tiny_default):
     at.switch_page(PAGE).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def specs(at) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
 def show(at, view: str):
