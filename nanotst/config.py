@@ -136,6 +136,7 @@ class TrainConfig:
     seed: int = 0
     mix: str | dict = "all"      # a preset name from data.MIXES, or family -> weight
     lr_schedule: str = "constant"  # or "cosine": decay from lr to lr/10 over the run
+    nll_beta: float = 0.0        # beta-NLL (Seitzer et al. 2022): 0 is the plain Gaussian NLL
 
     def __post_init__(self):
         _positive_int(self, "n_series", "epochs", "batch_size")
@@ -154,6 +155,8 @@ class TrainConfig:
         _require(isinstance(self.seed, int) and not isinstance(self.seed, bool)
                  and 0 <= self.seed < 2**31, "seed",
                  f"must be an integer from 0 to 2^31 - 1, got {self.seed!r}")
+        _require(isinstance(self.nll_beta, (int, float)) and not isinstance(self.nll_beta, bool)
+                 and 0 <= self.nll_beta <= 1, "nll_beta", f"must be in [0, 1], got {self.nll_beta!r}")
         _require(self.lr_schedule in LR_SCHEDULES, "lr_schedule",
                  f"must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         from .data import SignalError, resolve_mix

@@ -270,10 +270,13 @@ class PatchForecaster(nn.Module):
     def embed_width(self) -> int:
         return self.config.patch_size * (2 if self.config.input_mask else 1)
 
-    def loss(self, pred: Prediction, y: torch.Tensor) -> torch.Tensor:
+    def loss(self, pred: Prediction, y: torch.Tensor, nll_beta: float = 0.0) -> torch.Tensor:
         """Next-patch loss in normalized space: MSE, or Gaussian NLL where there is a sigma.
 
         y (B, L) is the input shifted one patch ahead: its patch n is the target of position n.
+        nll_beta > 0 weights each value's NLL by sigma^(2 beta), held constant (beta-NLL): plain NLL
+        scales the pull on mu by 1/sigma^2, so a model can settle for a wide sigma on a hard shape
+        (a square wave's flips) instead of fitting it; beta 1 gives mu the gradient of MSE.
         """
         target = ((y - pred.loc) / pred.scale).view_as(pred.mu)
         # a near-constant input (a short flat stretch) has a tiny scale, and a jump after it
@@ -281,7 +284,10 @@ class PatchForecaster(nn.Module):
         target = target.clamp(-TARGET_CLIP, TARGET_CLIP)
         if pred.sigma is None:
             return F.mse_loss(pred.mu, target)
-        return gaussian_nll(pred.mu, pred.sigma, target).mean()
+        nll = gaussian_nll(pred.mu, pred.sigma, target)
+        if nll_beta:
+            nll = nll * pred.sigma.detach() ** (2 * nll_beta)
+        return nll.mean()
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -72,9 +72,10 @@ def _snapshot_case(model: PatchForecaster, series: np.ndarray) -> dict:
 
 
 def train_step(model: PatchForecaster, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-               y: torch.Tensor, observed: torch.Tensor | None = None, grad_clip: float = 1.0) -> torch.Tensor:
+               y: torch.Tensor, observed: torch.Tensor | None = None, grad_clip: float = 1.0,
+               nll_beta: float = 0.0) -> torch.Tensor:
     """One optimizer step on the model's own next-patch loss; training and fine-tuning share it."""
-    loss = model.loss(model(x, observed=observed), y)
+    loss = model.loss(model(x, observed=observed), y, nll_beta)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -265,7 +266,8 @@ class Trainer:
                 group["lr"] = self.lr_at(self.step)
         P = self.model_config.patch_size
         x, y, observed = padded_pairs(self._batch(), self._input_length(), P)
-        return train_step(self.model, self.optimizer, x, y, observed, self.train_config.grad_clip)
+        tc = self.train_config
+        return train_step(self.model, self.optimizer, x, y, observed, tc.grad_clip, tc.nll_beta)
 
     def _diverged(self, value: float) -> None:
         bad_step = self.step

@@ -323,3 +323,22 @@ def test_the_softmax_of_the_scores_is_the_attention(tiny_config, rung, position,
         scores = model.attention_scores(x, layer)
         torch.testing.assert_close(scores.softmax(dim=-1), weights[layer])
         assert torch.isinf(scores[0, 0, 0, 1:]).all() == causal        # the future, before the softmax
+
+
+def test_beta_nll_gives_mu_the_mse_gradient_and_leaves_plain_nll_at_zero(tiny_config):
+    model = make(tiny_config)
+    x, y = next_patch_pairs(torch.randn(2, 72), 8)
+    pred = model(x)
+    assert torch.equal(model.loss(pred, y, nll_beta=0.0), model.loss(pred, y))
+
+    def mu_grad(beta):
+        mu = pred.mu.detach().requires_grad_(True)
+        p = dataclasses.replace(pred, mu=mu, sigma=pred.sigma.detach())
+        model.loss(p, y, nll_beta=beta).backward()
+        return mu.grad
+
+    target = ((y - pred.loc) / pred.scale).view_as(pred.mu)
+    residual = (pred.mu.detach() - target) / pred.mu.numel()
+    # plain NLL pulls mu by residual / sigma^2; beta 1 by the residual itself, as MSE/2 would
+    assert torch.allclose(mu_grad(0.0), residual / pred.sigma.detach() ** 2, rtol=1e-4, atol=1e-7)
+    assert torch.allclose(mu_grad(1.0), residual, rtol=1e-4, atol=1e-7)
