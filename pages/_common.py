@@ -33,6 +33,7 @@ UPLOAD = "upload"
 NAVIGATED = "_navigated"  # set by streamlit_app.py once st.navigation has run
 DEFAULT = "default"
 AFTER_FINE_TUNE = "NanoTST after fine-tune"   # the fine-tuned copy's row in a backtest
+FORECAST_SERIES = "forecast_series"  # (name, values) of the series last shown on the Forecast page
 
 
 def plural(n: int, word: str) -> str:

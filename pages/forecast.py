@@ -147,6 +147,7 @@ def own_series() -> None:
     series = ui.user_series_picker(source, P, key="fc_us")
     if series is None:
         return
+    st.session_state[ui.FORECAST_SERIES] = (series.name, series.values)   # the Inside page offers it
     n = len(series)
     c = st.columns(4)
     holdout = int(c[0].number_input("Hold out the last values", 1, max(1, n - P),

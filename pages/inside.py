@@ -16,7 +16,7 @@ VIEWS = ("What if", "Ablation", "Period copy", "Probes", "PCA map", "Across trai
 AMOUNT = {"spike": ("Spike size (series stds)", -10.0, 10.0, 4.0), "level shift": ("Shift (series stds)", -5.0, 5.0, 2.0),
           "phase shift": ("Delay (values; negative: earlier)", -128.0, 128.0, 16.0),
           "scale patch": ("Scale the patch's shape by", 0.0, 4.0, 2.5), "blank patch": None}
-OWN = "your own series (CSV or pasted values)"
+SIGNAL, OWN = "a signal", "your own series (CSV or pasted values)"
 
 st.title("Inside")
 st.markdown("Ask the model *why* by experiment: change its input, switch parts of it off, and read "
@@ -59,13 +59,19 @@ def look_for(text):
 
 
 def context(key, **kw):
-    """The chosen context as whole patches: a synthetic signal, or the user's own series."""
-    if st.toggle(f"Use {OWN}", key=f"{key}_own"):
+    """The chosen context as whole patches: a synthetic signal, the series last shown on the
+    Forecast page, or the user's own series."""
+    shared = st.session_state.get(ui.FORECAST_SERIES)    # (name, values), set by the Forecast page
+    sources = [SIGNAL] + ([f"the Forecast page's series ({shared[0]})"] if shared else []) + [OWN]
+    source = st.radio("Context", sources, horizontal=True, key=f"{key}_from")
+    if source == SIGNAL:
+        signal = ui.signal_picker(key, C, **kw)
+        values = None if signal is None else signal.values
+    elif source == OWN:
         series = ui.user_series_picker("own", P, key=f"{key}_us")
         values = None if series is None else series.values
     else:
-        signal = ui.signal_picker(key, C, **kw)
-        values = None if signal is None else signal.values
+        values = shared[1]
     return None if values is None else lab.whole_patches(values, P, C)
 
 

@@ -128,3 +128,21 @@ def _decoded(x) -> list[int]:
         import base64
         return np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]).tolist()
     return list(x)
+
+
+def test_the_series_shown_on_the_forecast_page_is_a_context_on_the_inside_page(app):
+    at = app
+    assert at.radio(key="in_from").options == ["a signal", "your own series (CSV or pasted values)"]
+    at.switch_page("pages/forecast.py").run()
+    at.radio(key="fc_series").set_value("Sunspots (yearly)").run()
+    assert not at.exception
+    at.switch_page(PAGE).run()
+    shared = "the Forecast page's series (sunspot_activity)"
+    assert shared in at.radio(key="in_from").options
+    at.radio(key="in_from").set_value(shared).run()
+    assert not at.exception
+    fig = specs(at)[0]
+    context = next(t for t in fig["data"] if t.get("name") == "context" and t["xaxis"] == "x")
+    sunspots = at.session_state["forecast_series"][1]
+    n = len(_decoded(context["y"]))
+    assert n % 32 == 0 and np.allclose(_decoded(context["y"]), sunspots[-n:], rtol=1e-5, atol=1e-5)

@@ -81,6 +81,11 @@ def test_grammar_predictions_figure_has_a_panel_per_case():
     fig = plots.grammar_predictions_figure(grammar, P)
     assert [a.text for a in fig.layout.annotations] == list(plots.CASE_COLORS)
     assert len(fig.data) == 12
+    # a 2 x 2 grid: each case on its own axes, the top row's x axes follow the bottom row's
+    assert [t.xaxis for t in fig.data[::3]] == ["x", "x2", "x3", "x4"]
+    assert fig.layout.xaxis.matches == "x3" and fig.layout.xaxis2.matches == "x4"
+    assert fig.layout.xaxis3.title.text == "time step" and fig.layout.yaxis4.title.text == "normalized value"
+    assert fig.layout.yaxis.domain[0] > fig.layout.yaxis3.domain[1]   # flat above sine
 
 
 def test_attention_heatmaps_grey_out_the_future():
