@@ -5,6 +5,8 @@ model picker) itself with pages._common.sidebar(), so it is there on every page 
 """
 import streamlit as st
 
+from pages._common import training_waits
+
 st.set_page_config(page_title="NanoTST Explorer", page_icon="📈", layout="wide")
 
 PAGES = [
@@ -19,4 +21,5 @@ PAGES = [
 
 page = st.navigation(PAGES)
 st.session_state["_navigated"] = True  # see pages/_common._leave_legacy_navigation
-page.run()
+with training_waits():   # this session's training run pauses while the page script runs
+    page.run()

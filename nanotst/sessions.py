@@ -22,6 +22,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Callable
@@ -94,6 +95,7 @@ class TrainingSession:
     history and snapshots (lists the trainer only appends to) without the lock.
     """
     CHUNK = 10     # steps per locked chunk: a Pause or Stop takes effect within one chunk
+    PAGE_WAIT = 2.0  # seconds the thread waits for a page at most, then trains a chunk anyway
 
     def __init__(self, settings: TrainSettings | None = None):
         self.settings = settings or TrainSettings()
@@ -104,6 +106,26 @@ class TrainingSession:
         self.default_name = unique_run_name()
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
+        self._pages = 0                           # page scripts of this session running now
+        self._page_done = threading.Condition()
+
+    @contextmanager
+    def page_first(self):
+        """While a page's script runs inside this, the thread waits between chunks. The script
+        and training share the interpreter (and a 2-core machine with the browser): a page
+        opened during a run took 2-4x as long. The live charts redraw in a fragment, outside it."""
+        with self._page_done:
+            self._pages += 1
+        try:
+            yield
+        finally:
+            with self._page_done:
+                self._pages -= 1
+                self._page_done.notify_all()
+
+    def _wait_for_pages(self) -> None:
+        with self._page_done:
+            self._page_done.wait_for(lambda: self._pages == 0, timeout=self.PAGE_WAIT)
 
     # controls (the page wires these to on_click callbacks)
     def _ensure(self) -> bool:
@@ -133,6 +155,7 @@ class TrainingSession:
         """The background loop: chunks of steps while running and this trainer is current."""
         try:
             while True:
+                self._wait_for_pages()
                 with self._lock:
                     if not self.running or self.trainer is not trainer or trainer.done:
                         break

@@ -5,6 +5,7 @@ Everything computational lives in the nanotst library; figures in nanotst.plots.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from dataclasses import replace
@@ -151,6 +152,13 @@ def _holder() -> _Holder:
         holder = st.session_state["_run_holder"] = _Holder(run_store())
         _session_holders().append(holder)
     return holder
+
+
+def training_waits():
+    """A context in which this session's training thread waits between chunks (see
+    TrainingSession.page_first); nothing when the session has no run yet."""
+    run = st.session_state.get("run")
+    return run.training.page_first() if run is not None else contextlib.nullcontext()
 
 
 def attach_run() -> Run:

@@ -94,6 +94,7 @@ def test_the_position_and_padding_experiments_differ_only_in_their_switch():
 
 from nanotst.checkpoints import CheckpointError, CheckpointExists, load_checkpoint  # noqa: E402
 from nanotst.sessions import ExperimentRun, TrainingSession, TrainSettings  # noqa: E402
+from dataclasses import replace  # noqa: E402
 
 TINY_RUN = TrainSettings(n_layers=1, d_model=16, n_heads=2, patch_size=32, epochs=2, n_series=64,
                          batch_size=16, eval_every=4)
@@ -126,6 +127,27 @@ def test_a_training_session_steps_pauses_stops_and_saves_its_preset_name(tmp_pat
     other.save("mine", tmp_path, overwrite=True)
     with pytest.raises(CheckpointError, match="shipped model"):
         other.save("default", tmp_path)
+
+
+def test_training_waits_while_a_page_is_drawn_and_goes_on_after():
+    import time
+    s = TrainingSession(replace(TINY_RUN, epochs=500))
+    s.start()
+    deadline = time.monotonic() + 10
+    while s.status()["step"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with s.page_first():
+        time.sleep(0.1)
+        with s._lock:                                    # the chunk under way has finished
+            at = s.status()["step"]
+        time.sleep(0.3)
+        assert s.status()["step"] == at and s.running    # waits, still running
+    deadline = time.monotonic() + 10
+    while s.status()["step"] == at and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert s.status()["step"] > at                       # the page is done: it trains on
+    s.stop()
+    s.wait(5)
 
 
 def test_a_custom_mix_is_saved_as_weights_without_a_name(tmp_path):
