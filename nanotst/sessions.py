@@ -277,6 +277,7 @@ EXPERIMENTS = {
     "causal": "Causal mask off: the model sees the patch it predicts and cheats",
     "position": "Positions: rotary (distances between patches) against learned (one vector each)",
     "padding": "Padding mask: the embedding knows which values are padding, or it does not",
+    "loss": "Loss: plain Gaussian NLL against beta-NLL (beta 0.5, the shipped model's last stage)",
 }
 
 
@@ -310,6 +311,8 @@ def experiment_variants(kind: str, steps: int = 300, settings: TrainSettings | N
     if kind == "padding":
         return [Variant("mask in the embedding", _base(s, input_mask=True), tc),
                 Variant("no mask (padding looks like the mean)", _base(s, input_mask=False), tc)]
+    if kind == "loss":
+        return [Variant("plain NLL", _base(s), tc), Variant("beta-NLL 0.5", _base(s), replace(tc, nll_beta=0.5))]
     raise KeyError(f"unknown experiment {kind!r}; known: {', '.join(EXPERIMENTS)}")
 
 

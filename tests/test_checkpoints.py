@@ -246,9 +246,8 @@ def test_shipped_default_noisy_is_near_the_noise_floor_on_the_fixed_draw():
     assert g["noisy"]["mse"] <= 1.25 * floor, (g["noisy"], floor)
 
 
-@pytest.mark.xfail(strict=True, reason="open problem: over 40 noise draws the median is 1.27x the "
-                                        "floor, the bar is 1.25x (see checkpoints/README.md)")
 def test_shipped_default_noisy_median_over_40_draws_meets_the_bar():
+    # the model shipped before the beta-NLL stage missed it: 1.27x (see checkpoints/README.md)
     from benchmarks.grammar_check import noisy_draws
     ck = load_checkpoint(DEFAULT_CHECKPOINT)
     assert float(np.median(noisy_draws(ck.model))) <= 1.25
@@ -293,7 +292,8 @@ def test_shipped_default_beats_seasonal_naive_on_the_benchmarks_real_series(benc
 
 def test_shipped_default_80_percent_band_is_calibrated_on_the_benchmark(benchmark_scores):
     # the issue's calibration target: 75-85% on average, real and synthetic apart, and no series
-    # far below (measured: none below 50%; the bound leaves room for one value on a band's edge)
+    # far below (measured: the lowest is 3 of 8 held-out values; the issue asks for 50%, which the
+    # model shipped before met with 4 of 8: the bound is one value on a band's edge below it)
     for kind in ("real", "synthetic"):
         agg = benchmark_scores["aggregate"][kind]["NanoTST"]
         assert 0.75 <= agg["coverage_80_mean"] <= 0.85, (kind, agg)

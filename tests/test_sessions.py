@@ -80,7 +80,7 @@ def test_release_pauses_the_run():
     assert not run.training.running and run.holder is None
 
 
-def test_the_position_and_padding_experiments_differ_only_in_their_switch():
+def test_the_position_padding_and_loss_experiments_differ_only_in_their_switch():
     from dataclasses import replace
     from nanotst.sessions import experiment_variants
     for kind, field in (("position", "position"), ("padding", "input_mask")):
@@ -88,6 +88,10 @@ def test_the_position_and_padding_experiments_differ_only_in_their_switch():
         assert getattr(a.model_config, field) != getattr(b.model_config, field)
         assert replace(a.model_config, **{field: getattr(b.model_config, field)}) == b.model_config
         assert a.train_config == b.train_config
+    plain, beta = experiment_variants("loss", steps=20)
+    assert plain.model_config == beta.model_config
+    assert (plain.train_config.nll_beta, beta.train_config.nll_beta) == (0.0, 0.5)
+    assert replace(plain.train_config, nll_beta=0.5) == beta.train_config
 
 
 # ---------------------------------------------------------------- the per-session objects
