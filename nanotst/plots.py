@@ -350,8 +350,11 @@ def grammar_curves_figure(history: Sequence[Mapping], metric: str = "mse",
         for note in notes:
             if note["yref"] == "y":
                 note["y"] = float(np.log10(note["y"]))
-    return _figure(traces, dict(title=dict(text=title), height=height, xaxis=_axis_title("step"),
-                                yaxis=y_axis, shapes=shapes, annotations=notes))
+    # the legend goes below the axis: above it, it ran into the title in a half-width column
+    return _figure(traces, dict(title=dict(text=title), height=height + 40, xaxis=_axis_title("step"),
+                                yaxis=y_axis, shapes=shapes, annotations=notes,
+                                legend=dict(orientation="h", x=0, xanchor="left", y=-0.2, yanchor="top"),
+                                margin=dict(l=60, r=20, t=50, b=90)))
 
 
 def _grid_axes(n: int, cols: int, x_title: str, y_title: str, gap_x: float = 0.08,
