@@ -81,14 +81,15 @@ def browser(repeats: int) -> dict:
             heads = [f"L{l}H{h}" for l in range(4) for h in range(4) if (l, h) != (2, 0)]
             box = page.locator("[data-testid='stMultiSelect']").first
 
-            def add_head(name):
+            def type_head(name):
                 box.locator("input").first.click()
                 page.keyboard.type(name)
-                page.keyboard.press("Enter")
 
             out["ablation_ms"] = []
             for name in heads[:repeats]:
-                out["ablation_ms"].append(timed_rerun(page, lambda n=name: add_head(n)))
+                type_head(name)          # the change is the Enter that picks it: timed from there
+                page.wait_for_timeout(200)
+                out["ablation_ms"].append(timed_rerun(page, lambda: page.keyboard.press("Enter")))
                 page.keyboard.press("Escape")
                 page.wait_for_timeout(200)
 
