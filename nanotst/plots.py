@@ -238,10 +238,36 @@ def sigma_vs_noise_figure(sigma_per_patch: np.ndarray | None, abs_error_per_patc
 
 # ---------------------------------------------------------------- training
 
+def _log_tick_layout(values) -> dict:
+    """A log axis labelled with full numbers: once per decade (0.001, 0.01, 0.1, 1), instead of
+    plotly's bare minor digits ("5, 2, 0.1, 5, 2"); at 1, 2 and 5 of each decade, or at every
+    digit, when the values span less than two decade lines (0.54 to 1.07 showed a lone "1")."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    axis = dict(type="log", tickformat="~g", minor=dict(showgrid=True))
+    if v.size:
+        lo, hi = float(v.min()), float(v.max())
+        decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+        if sum(lo <= 10.0 ** k <= hi for k in decades) < 2:
+            for mantissas in ((1, 2, 5), range(1, 10)):      # the fewest ticks that give two
+                ticks = [round(m * 10.0 ** k, 12) for k in decades for m in mantissas
+                         if lo <= m * 10.0 ** k <= hi]
+                if len(ticks) >= 2:
+                    return {**axis, "tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
+    return {**axis, "dtick": 1}
+
+
 def log_ticks(fig: go.Figure, axis: str = "y") -> go.Figure:
-    """A log axis labelled once per decade with the full number (0.001, 0.01, 0.1, 1), instead
-    of plotly's bare minor digits ("5, 2, 0.1, 5, 2")."""
-    getattr(fig, f"update_{axis}axes")(type="log", dtick=1, tickformat="~g", minor=dict(showgrid=True))
+    """Make an axis of fig a log axis with readable ticks (see _log_tick_layout), from the
+    values its traces draw on that axis."""
+    values = []
+    for trace in fig.data:
+        data = getattr(trace, axis, None)
+        try:
+            values.extend(np.asarray(data, dtype=float).ravel().tolist())
+        except (TypeError, ValueError):      # no values, or categories (a heatmap's labels)
+            continue
+    getattr(fig, f"update_{axis}axes")(**_log_tick_layout(values))
     return fig
 
 
@@ -256,9 +282,9 @@ def _axis_title(text: str, **kw) -> dict:
     return dict(title=dict(text=text), **kw)
 
 
-def _log_axis(title: str) -> dict:
+def _log_axis(title: str, values=()) -> dict:
     """log_ticks' axis as a layout dict."""
-    return _axis_title(title, type="log", dtick=1, tickformat="~g", minor=dict(showgrid=True))
+    return _axis_title(title, **_log_tick_layout(values))
 
 
 def _line_note(x=None, y=None, color: str = "#999999", text: str = "", font_size: int = 10):
@@ -345,7 +371,7 @@ def grammar_curves_figure(history: Sequence[Mapping], metric: str = "mse",
         shape, note = _line_note(x=record["step"], color=color, text=f"{record['case']} learned")
         shapes.append(shape)
         notes.append(note)
-    y_axis = _log_axis(label) if log_y else _axis_title(label)
+    y_axis = _log_axis(label, [y for t in traces for y in t["y"]]) if log_y else _axis_title(label)
     if log_y:   # a log axis takes its note positions as log10 of the value
         for note in notes:
             if note["yref"] == "y":

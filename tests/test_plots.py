@@ -237,3 +237,17 @@ def test_a_one_batch_spike_does_not_flatten_the_loss_axis():
     history[7]["train_loss"] = 23.0
     fig = plots.loss_figure(history)
     assert fig.layout.yaxis.range[1] < 5 and max(fig.data[0].y) == 23.0
+
+
+def test_a_log_axis_within_one_decade_still_has_labelled_ticks():
+    import plotly.graph_objects as go
+    narrow = plots.log_ticks(go.Figure(go.Scatter(y=[0.6, 0.75, 0.9])))
+    assert list(narrow.layout.yaxis.ticktext) == ["0.6", "0.7", "0.8", "0.9"] and narrow.layout.yaxis.dtick is None
+    assert list(plots.log_ticks(go.Figure(go.Scatter(y=[0.15, 0.6]))).layout.yaxis.ticktext) == ["0.2", "0.5"]
+    wide = plots.log_ticks(go.Figure(go.Scatter(y=[0.001, 0.1, 1.0])))
+    assert wide.layout.yaxis.dtick == 1 and wide.layout.yaxis.tickvals is None
+    runs = {"a": [[{"step": s, "val_mse": 1.0 - 0.001 * s} for s in (0, 100, 300)]] * 3,
+            "b": [[{"step": s, "val_mse": 0.98 - 0.001 * s} for s in (0, 100, 300)]] * 3}
+    fig = plots.compare_runs_figure(runs)           # the Experiments page's chart: 0.68 to 1.0
+    ticks = np.asarray(fig.layout.yaxis.tickvals)
+    assert fig.layout.yaxis.type == "log" and ((ticks >= 0.68) & (ticks <= 1.0)).sum() >= 2
