@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .plots import LAYOUT, PALETTE
+from .plots import PALETTE, dict_figure
 
 ORIGINAL, EDITED = "#7f7f7f", "#E45756"
 BAND = {95: 0.12, 80: 0.2, 50: 0.32}
@@ -58,11 +58,11 @@ def _panels(titles: Sequence[str], x_title, y_title: str, widths: Sequence[float
 
 
 def _figure(traces: list[dict], title: str, axes: dict, legend_below: bool = False, **kw) -> go.Figure:
-    layout = {**LAYOUT, "title": dict(text=title), **axes, **kw}
+    layout = {"title": dict(text=title), **axes, **kw}
     if legend_below:   # many legend entries: below the plot, clear of the title and panel titles
         layout.update(legend=dict(orientation="h", x=0, xanchor="left", y=-0.22, yanchor="top"),
                       margin=dict(l=60, r=20, t=70, b=120))
-    return go.Figure(data=traces, layout=layout)
+    return dict_figure(traces, layout)
 
 
 def fan_bands(fc) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], np.ndarray]:

@@ -271,7 +271,7 @@ def log_ticks(fig: go.Figure, axis: str = "y") -> go.Figure:
     return fig
 
 
-def _figure(traces: list[dict], layout: dict) -> go.Figure:
+def dict_figure(traces: list[dict], layout: dict) -> go.Figure:
     """One figure from plain trace and layout dicts in a single validation pass: a tenth of the
     time of add_trace / update_layout / make_subplots, which the live Train page redraws every
     two seconds while training shares the interpreter."""
@@ -326,7 +326,7 @@ def loss_figure(history: Sequence[Mapping], title: str = "Loss", y_label: str = 
             notes.append(dict(text="spikes above the axis: hover the curve for their values",
                               xref="paper", yref="paper", x=1, y=1.02, showarrow=False,
                               xanchor="right", yanchor="bottom", font=dict(size=10, color="#777")))
-    return _figure(traces, dict(title=dict(text=title), height=height, xaxis=_axis_title("step"),
+    return dict_figure(traces, dict(title=dict(text=title), height=height, xaxis=_axis_title("step"),
                                 yaxis=y_axis, annotations=notes))
 
 
@@ -377,7 +377,7 @@ def grammar_curves_figure(history: Sequence[Mapping], metric: str = "mse",
             if note["yref"] == "y":
                 note["y"] = float(np.log10(note["y"]))
     # the legend goes below the axis: above it, it ran into the title in a half-width column
-    return _figure(traces, dict(title=dict(text=title), height=height + 40, xaxis=_axis_title("step"),
+    return dict_figure(traces, dict(title=dict(text=title), height=height + 40, xaxis=_axis_title("step"),
                                 yaxis=y_axis, shapes=shapes, annotations=notes,
                                 legend=dict(orientation="h", x=0, xanchor="left", y=-0.2, yanchor="top"),
                                 margin=dict(l=60, r=20, t=50, b=90)))
@@ -436,7 +436,7 @@ def grammar_predictions_figure(grammar: Mapping[str, Mapping], patch_size: int,
                            legendgroup="mu", showlegend=first,
                            line=dict(color=case_color(case, i), width=1.5), **axes))
     layout = _grid_axes(len(cases), cols, "time step", "normalized value", titles=cases)
-    return _figure(traces, {**layout, "height": height, "title": dict(text=title),
+    return dict_figure(traces, {**layout, "height": height, "title": dict(text=title),
                             "legend": dict(orientation="h", x=0, xanchor="left", y=-0.12, yanchor="top"),
                             "margin": dict(l=60, r=20, t=60, b=70)})
 

@@ -107,8 +107,6 @@ c[2].button("Step", on_click=on_step, disabled=session.done, key="tr_step", widt
 c[3].button("Stop", on_click=session.stop, disabled=not session.started or session.done,
             key="tr_stop", width="stretch")
 c[4].button("Reset", on_click=on_reset, key="tr_reset", width="stretch")
-if session.error:
-    st.error(session.error)
 
 
 floors = grammar_noise_floor(session.settings.configs()[0].context_length, session.settings.patch_size)
