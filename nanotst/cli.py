@@ -24,7 +24,7 @@ from .config import POSITIONS, ConfigError, ModelConfig, TrainConfig
 from .data import MIXES, SignalError
 from .files import atomic_write
 from .forecast import QUANTILES, ForecastError, forecast
-from .model import with_dropout
+from .model import with_dropout, with_position
 from .userdata import DataError, future_times
 
 EXPECTED_ERRORS = (ConfigError, SignalError, CheckpointError, DataError, BacktestError, ForecastError,
@@ -74,13 +74,14 @@ def add_train(sub) -> None:
                    help=f"default {m.dropout}; with --init the checkpoint's, unless given")
     g.add_argument("--min-sigma", type=float, default=m.min_sigma)
     g.add_argument("--no-causal", action="store_true", help="let patches see the future (the cheating experiment)")
-    g.add_argument("--position", default=m.position, choices=POSITIONS,
-                   help="learned: a vector per position; rope: rotary, attention sees only distances")
+    g.add_argument("--position", default=None, choices=POSITIONS,
+                   help=f"learned: a vector per position; rope: rotary, attention sees only distances; both: the "
+                        f"two together (default {m.position}; with --init the checkpoint's, unless given)")
     g.add_argument("--no-input-mask", dest="input_mask", action="store_false",
                    help="embed the patch values only, not the padding mask")
     g.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
                    help="start from this checkpoint's weights and model config (then leave out the model "
-                        "flags; only --dropout, a training setting, may change)")
+                        "flags; only --dropout, a training setting, and --position where the weights fit may change)")
     g = p.add_argument_group("training")
     for name in ("n_series", "epochs", "batch_size", "seed"):
         g.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(t, name))
@@ -106,8 +107,9 @@ def add_train(sub) -> None:
 
 def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
     m = {f.name: getattr(args, f.name) for f in fields(ModelConfig) if f.name != "causal"}
-    if m["dropout"] is None:
-        m["dropout"] = ModelConfig.dropout
+    for name in ("dropout", "position"):             # None: not given (--init keeps the checkpoint's)
+        if m[name] is None:
+            m[name] = getattr(ModelConfig, name)
     t = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     return ModelConfig(causal=not args.no_causal, **m), TrainConfig(**t)
 
@@ -146,8 +148,16 @@ def cmd_train(args) -> int:
     init_model = None
     if args.init is not None:
         init_model = load_checkpoint(args.init).model
-        if _architecture(model_config) not in (_architecture(ModelConfig()), _architecture(init_model.config)):
-            raise CLIError("--init takes the model config from the checkpoint; leave out the model flags")
+        # --position may change how positions are encoded where the weights fit (learned -> both)
+        position = init_model.config.position if args.position is None else args.position
+        if _architecture(replace(model_config, position=ModelConfig.position)) not in (
+                _architecture(ModelConfig()), _architecture(replace(init_model.config, position=ModelConfig.position))):
+            raise CLIError("--init takes the model config from the checkpoint; leave out the model flags "
+                           "(--position and --dropout may change)")
+        try:
+            init_model = with_position(init_model, position)
+        except ValueError as e:
+            raise CLIError(f"--position: {e}") from None
         if args.dropout is not None:
             init_model = with_dropout(init_model, args.dropout)
         model_config = None

@@ -11,9 +11,10 @@ RUNGS = ("linear", "attention", "transformer", "nanotst")
 """The build ladder, in the order a learner meets it (see model.py)."""
 
 LR_SCHEDULES = ("constant", "cosine")
-POSITIONS = ("learned", "rope")
+POSITIONS = ("learned", "rope", "both")
 """How a patch's place is encoded: a learned vector per position (counted back from the newest
-patch), or rotary embeddings of q and k (attention sees only how far apart two patches are)."""
+patch), rotary embeddings of q and k (attention sees only how far apart two patches are), or
+both at once (the learned vector says where a patch is, the rotation how far back a key is)."""
 
 
 # Upper bounds: every documented recipe fits far inside them, and a config from a file (a

@@ -211,7 +211,8 @@ def pipeline_stages(model: PatchForecaster, values: np.ndarray) -> list[Stage]:
               Stage("normalized", str(x.shape[1]), ((x - loc) / scale)[0].numpy(),
                     f"(x − {float(loc):.3g}) / {float(scale):.3g}: mean 0, std 1"),
               Stage("patches", f"{N}×{P}", patches[0].numpy(), f"{N} tokens of {P} values")]
-    where = {"learned": ", plus a learned position", "rope": ", positions are rotary (in attention)"}
+    where = {"learned": ", plus a learned position", "rope": ", positions are rotary (in attention)",
+             "both": ", plus a learned position; rotary positions in attention too"}
     notes = {"embeddings": f"each patch → {cfg.d_model} numbers"
                            + (where[cfg.position] if cfg.rung in ("transformer", "nanotst") else ""),
              "attention": "one causal attention head"}

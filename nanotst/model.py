@@ -104,7 +104,7 @@ class CausalSelfAttention(nn.Module):
         # True above the diagonal: the future a query may not see. A constant, not per-call state.
         n = config.n_patches
         self.register_buffer("future", torch.ones(n, n, dtype=torch.bool).triu(1), persistent=False)
-        self.rope = config.position == "rope"
+        self.rope = config.position in ("rope", "both")
         if self.rope:
             cos, sin = rotary_tables(n, config.d_model // n_heads)
             self.register_buffer("cos", cos, persistent=False)
@@ -384,7 +384,8 @@ class Transformer(PatchForecaster):
         super().__init__(config)
         self.embed = nn.Linear(self.embed_width, config.d_model)
         # learned positions are added to the embedding; rotary ones live in the attention
-        self.pos = nn.Embedding(config.n_patches, config.d_model) if config.position == "learned" else None
+        learned = config.position in ("learned", "both")
+        self.pos = nn.Embedding(config.n_patches, config.d_model) if learned else None
         self.drop = Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(config.d_model)
@@ -482,4 +483,23 @@ def with_dropout(model: PatchForecaster, p: float) -> PatchForecaster:
         return model
     new = build_model(replace(model.config, dropout=p))
     new.load_state_dict(model.state_dict())
+    return new
+
+
+def with_position(model: PatchForecaster, position: str) -> PatchForecaster:
+    """The same weights in a model that encodes positions another way, where they fit. Learned
+    and "both" share every weight (rotary positions add none); a rotary model going to "both"
+    gets a learned table of zeros, so it forecasts exactly as before and learns the table as it
+    trains. Raises ValueError where a weight would be lost (a learned table, going to rope)."""
+    if position == model.config.position:
+        return model
+    new = build_model(replace(model.config, position=position))
+    state = dict(model.state_dict())
+    if model.config.position == "rope" and position == "both":
+        state["pos.weight"] = torch.zeros_like(new.pos.weight)
+    have, need = set(state), set(new.state_dict())
+    if have != need:
+        raise ValueError(f"a {model.config.position!r} model's weights do not fit position={position!r} "
+                         f"({', '.join(sorted(have ^ need))} would be lost or missing)")
+    new.load_state_dict(state)
     return new

@@ -307,7 +307,8 @@ def experiment_variants(kind: str, steps: int = 300, settings: TrainSettings | N
                 Variant("causal=False (cheats)", _base(s, causal=False), tc)]
     if kind == "position":
         return [Variant("rotary positions", _base(s, position="rope"), tc),
-                Variant("learned positions", _base(s, position="learned"), tc)]
+                Variant("learned positions", _base(s, position="learned"), tc),
+                Variant("both", _base(s, position="both"), tc)]
     if kind == "padding":
         return [Variant("mask in the embedding", _base(s, input_mask=True), tc),
                 Variant("no mask (padding looks like the mean)", _base(s, input_mask=False), tc)]

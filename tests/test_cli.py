@@ -207,6 +207,22 @@ def test_train_init_may_change_dropout_and_nothing_else(tiny_checkpoint, tmp_pat
     assert "leave out the model flags" in assert_one_line_error(r)
 
 
+def test_train_init_may_add_rotary_positions_to_a_learned_model(tiny_checkpoint, tmp_path):
+    start = load_checkpoint(tiny_checkpoint)
+    assert start.model_config.position == "learned"
+    out = tmp_path / "both.pt"
+    r = nanotst("train", "--init", tiny_checkpoint, "--position", "both", "--n-series", "32", "--epochs", "1",
+                "--batch-size", "16", "--lr", "1e-9", "--threads", "1", "--no-report", "--out", out)
+    assert r.returncode == 0, r.stderr
+    cont = load_checkpoint(out)
+    assert cont.model_config == replace(start.model_config, position="both")
+    for name, w in start.model.state_dict().items():           # every weight carried over
+        assert (cont.model.state_dict()[name] - w).abs().max() < 1e-5, name
+    # going to rotary alone would throw the learned table away
+    r = nanotst("train", "--init", tiny_checkpoint, "--position", "rope", "--out", tmp_path / "x.pt")
+    assert "pos.weight" in assert_one_line_error(r)
+
+
 def test_train_init_refuses_model_flags_that_disagree(tiny_checkpoint, tmp_path):
     r = nanotst("train", "--init", tiny_checkpoint, "--d-model", "32", "--out", tmp_path / "x.pt")
     assert "leave out the model flags" in assert_one_line_error(r)

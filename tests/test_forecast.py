@@ -83,7 +83,7 @@ def test_mse_rungs_give_one_deterministic_path(rung):
 
 @pytest.mark.parametrize("rung,causal,position", [("nanotst", True, "rope"), ("transformer", True, "rope"),
                                                   ("nanotst", False, "rope"), ("nanotst", True, "learned"),
-                                                  ("transformer", True, "learned")])
+                                                  ("transformer", True, "learned"), ("nanotst", True, "both")])
 @pytest.mark.parametrize("length", [48, 43])
 def test_fast_last_step_matches_the_full_forward(rung, causal, position, length):
     model = tiny(rung, causal=causal, position=position)

@@ -119,7 +119,7 @@ def test_too_long_inputs_are_refused_with_a_clear_message(tiny_config):
 
 
 @pytest.mark.parametrize("rung", RUNGS)
-@pytest.mark.parametrize("position", ["rope", "learned"])
+@pytest.mark.parametrize("position", ["rope", "learned", "both"])
 def test_a_partial_patch_is_padded_at_the_start_and_masked(tiny_config, rung, position):
     model = make(tiny_config, rung, position=position)
     x = torch.randn(2, 21)                            # 2 whole patches of 8 and 5 values
@@ -162,6 +162,32 @@ def test_rope_attention_sees_only_distances(tiny_config):
     q2, k2 = (rotate(t[:, :, 2:], attn.cos[:4], attn.sin[:4]) for t in long_q[:2])
     torch.testing.assert_close(q[:, :, -1:] @ k[:, :, 2:].transpose(-2, -1),
                                q2[:, :, -1:] @ k2.transpose(-2, -1), atol=1e-5, rtol=1e-5)
+
+
+def test_both_positions_add_a_learned_vector_and_rotate_attention(tiny_config):
+    # "both" is the learned model's state dict (no new weights) with rotary attention on top:
+    # the same weights give a different forecast than learned positions alone or rotary alone
+    torch.manual_seed(0)
+    both = make(tiny_config, "nanotst", position="both")
+    learned = make(tiny_config, "nanotst", position="learned")
+    rope = make(tiny_config, "nanotst", position="rope")
+    assert both.pos is not None and both.blocks[0].attn.rope
+    learned.load_state_dict(both.state_dict())
+    rope.load_state_dict({k: v for k, v in both.state_dict().items() if not k.startswith("pos.")})
+    x = torch.randn(2, 48)
+    outs = [m(x).mu for m in (both, learned, rope)]
+    assert not torch.allclose(outs[0], outs[1]) and not torch.allclose(outs[0], outs[2])
+
+
+def test_a_rotary_model_moved_to_both_positions_forecasts_exactly_as_before(tiny_config):
+    from nanotst.model import with_position
+    rope = make(tiny_config, "nanotst", position="rope")
+    both = with_position(rope, "both")
+    assert both.config.position == "both" and both.pos.weight.abs().sum() == 0
+    x = torch.randn(2, 48)
+    torch.testing.assert_close(both(x).mu, rope(x).mu)
+    with pytest.raises(ValueError, match="pos.weight"):
+        with_position(both, "rope")
 
 
 def test_constant_series_normalizes_to_zeros(tiny_config):
@@ -256,7 +282,7 @@ def test_a_head_mask_of_all_ones_changes_nothing(tiny_config, rung):
     torch.testing.assert_close(model(x, head_mask=on).mu, model(x).mu)
 
 
-@pytest.mark.parametrize("position", ["learned", "rope"])
+@pytest.mark.parametrize("position", ["learned", "rope", "both"])
 def test_every_head_of_a_layer_off_equals_skipping_that_layers_attention(tiny_config, position):
     model = make(tiny_config, "nanotst", position=position)
     x = torch.randn(2, 64)

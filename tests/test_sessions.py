@@ -84,10 +84,12 @@ def test_the_position_padding_and_loss_experiments_differ_only_in_their_switch()
     from dataclasses import replace
     from nanotst.sessions import experiment_variants
     for kind, field in (("position", "position"), ("padding", "input_mask")):
-        a, b = experiment_variants(kind, steps=20)
-        assert getattr(a.model_config, field) != getattr(b.model_config, field)
-        assert replace(a.model_config, **{field: getattr(b.model_config, field)}) == b.model_config
-        assert a.train_config == b.train_config
+        a, *others = experiment_variants(kind, steps=20)
+        for b in others:
+            assert getattr(a.model_config, field) != getattr(b.model_config, field)
+            assert replace(a.model_config, **{field: getattr(b.model_config, field)}) == b.model_config
+            assert a.train_config == b.train_config
+    assert [v.model_config.position for v in experiment_variants("position", steps=20)] == ["rope", "learned", "both"]
     plain, beta = experiment_variants("loss", steps=20)
     assert plain.model_config == beta.model_config
     assert (plain.train_config.nll_beta, beta.train_config.nll_beta) == (0.0, 0.5)
