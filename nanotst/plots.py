@@ -781,7 +781,7 @@ def compare_losses_figure(runs: Mapping[str, Sequence[Mapping]], key: str = "val
                                      line=dict(color=PALETTE[i % len(PALETTE)]), marker=dict(size=4)))
     if log_y:
         log_ticks(fig)
-    return fig
+    return _legend_below(fig, height)     # variant names are long: at the top they ran into the title
 
 
 def compare_runs_figure(runs: Mapping[str, Sequence[Sequence[Mapping]]], key: str = "val_mse",
@@ -810,7 +810,7 @@ def compare_runs_figure(runs: Mapping[str, Sequence[Sequence[Mapping]]], key: st
                                  marker=dict(size=4)))
     if log_y:
         log_ticks(fig)
-    return fig
+    return _legend_below(fig, height)     # variant names are long: at the top they ran into the title
 
 
 def _rgba(hex_color: str, alpha: float) -> str:

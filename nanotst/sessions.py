@@ -275,7 +275,7 @@ EXPERIMENTS = {
     "patch": "Patch-size sweep: 16, 32, 64 values per patch",
     "generalization": "Generalization: train without periodic signals, test on sine",
     "causal": "Causal mask off: the model sees the patch it predicts and cheats",
-    "position": "Positions: rotary (distances between patches) against learned (one vector each)",
+    "position": "Positions: rotary (distances between patches), learned (one vector each), or both",
     "padding": "Padding mask: the embedding knows which values are padding, or it does not",
     "loss": "Loss: plain Gaussian NLL against beta-NLL (beta 0.5, the shipped model's last stage)",
 }

@@ -147,6 +147,10 @@ def test_mix_figure_shows_shares():
 def test_compare_figures():
     fig = plots.compare_losses_figure({"a": HISTORY, "b": HISTORY[:2]})
     assert _names(fig) == ["a", "b"]
+    # variant names are long ("no mask (padding looks like the mean)"): the legend goes below
+    runs = {"rotary positions": [HISTORY], "learned positions": [HISTORY], "both": [HISTORY]}
+    for fig in (fig, plots.compare_runs_figure(runs, key="val_loss")):
+        assert fig.layout.legend.y < 0 and fig.layout.legend.yanchor == "top"
     fig = plots.compare_grammar_figure({"a": {"flat": 0.1, "sine": 0.3}, "b": {"flat": 0.2, "sine": 0.1}})
     assert _names(fig) == ["flat", "sine"]
     assert fig.data[0].marker.color == plots.CASE_COLORS["flat"]
