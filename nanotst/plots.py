@@ -839,7 +839,7 @@ def compare_grammar_figure(results: Mapping[str, Mapping[str, float]],
         fig.add_trace(go.Bar(x=names, y=y, name=case, marker_color=case_color(case, i), error_y=error))
     if log_y:
         log_ticks(fig)
-    return fig
+    return _legend_below(fig, height)     # beside the variant charts, at the same height
 
 
 def mix_figure(mix: Mapping[str, float], title: str = "Share of the training series per signal family",

@@ -149,7 +149,8 @@ def test_compare_figures():
     assert _names(fig) == ["a", "b"]
     # variant names are long ("no mask (padding looks like the mean)"): the legend goes below
     runs = {"rotary positions": [HISTORY], "learned positions": [HISTORY], "both": [HISTORY]}
-    for fig in (fig, plots.compare_runs_figure(runs, key="val_loss")):
+    grammar = plots.compare_grammar_figure({"a": {"flat": 0.1, "sine": 0.3}})
+    for fig in (fig, plots.compare_runs_figure(runs, key="val_loss"), grammar):
         assert fig.layout.legend.y < 0 and fig.layout.legend.yanchor == "top"
     fig = plots.compare_grammar_figure({"a": {"flat": 0.1, "sine": 0.3}, "b": {"flat": 0.2, "sine": 0.1}})
     assert _names(fig) == ["flat", "sine"]
