@@ -494,10 +494,10 @@ def with_position(model: PatchForecaster, position: str) -> PatchForecaster:
     if position == model.config.position:
         return model
     new = build_model(replace(model.config, position=position))
-    state = dict(model.state_dict())
-    if model.config.position == "rope" and position == "both":
-        state["pos.weight"] = torch.zeros_like(new.pos.weight)
-    have, need = set(state), set(new.state_dict())
+    state, wanted = dict(model.state_dict()), new.state_dict()
+    if model.config.position == "rope" and "pos.weight" in wanted and "pos.weight" not in state:
+        state["pos.weight"] = torch.zeros_like(wanted["pos.weight"])
+    have, need = set(state), set(wanted)
     if have != need:
         raise ValueError(f"a {model.config.position!r} model's weights do not fit position={position!r} "
                          f"({', '.join(sorted(have ^ need))} would be lost or missing)")
