@@ -22,7 +22,6 @@ import os
 import pickle
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -82,15 +81,11 @@ def app() -> None:
 
 def measure(repeats: int) -> dict:
     from playwright.sync_api import sync_playwright
-    from benchmarks.browser_speed import CHROMIUM_ARGS, IDLE, WATCH_RERUN_JS, free_port
+    from benchmarks.browser_speed import CHROMIUM_ARGS, IDLE, WATCH_RERUN_JS, free_port, start_server
     figures = Path(tempfile.mkdtemp()) / "figures.pkl"
     figures.write_bytes(pickle.dumps(build_figures(*_shipped_context())))
     port = free_port()
-    env = dict(os.environ, **{FIGURES_ENV: str(figures)})
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", __file__, "--server.headless", "true", "--server.port",
-         str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_server(port, __file__, dict(os.environ, **{FIGURES_ENV: str(figures)}))
     wait = "() => Promise.race([window.__nanotstRerun, new Promise(r => setTimeout(() => r(-1), 10000))])"
     out = {}
     try:
@@ -99,12 +94,7 @@ def measure(repeats: int) -> dict:
                                         args=CHROMIUM_ARGS)
             for name, mode in MODES.items():
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                for _ in range(60):
-                    try:
-                        page.goto(f"http://127.0.0.1:{port}/?mode={mode}")
-                        break
-                    except Exception:          # the server is still starting
-                        time.sleep(0.5)
+                page.goto(f"http://127.0.0.1:{port}/?mode={mode}")
                 page.wait_for_selector(IDLE, timeout=120_000)
                 page.wait_for_timeout(1500)
                 slider = page.get_by_role("slider")

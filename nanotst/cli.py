@@ -115,8 +115,9 @@ def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
 
 
 def _architecture(config: ModelConfig) -> ModelConfig:
-    """The config without its dropout, a training setting: what --init must keep."""
-    return replace(config, dropout=0.0)
+    """What --init must keep: the config without its dropout (a training setting) and its
+    position encoding (with_position checks that the weights fit another one)."""
+    return replace(config, dropout=0.0, position=ModelConfig.position)
 
 
 def _progress(trainer, start: float) -> str:
@@ -148,14 +149,11 @@ def cmd_train(args) -> int:
     init_model = None
     if args.init is not None:
         init_model = load_checkpoint(args.init).model
-        # --position may change how positions are encoded where the weights fit (learned -> both)
-        position = init_model.config.position if args.position is None else args.position
-        if _architecture(replace(model_config, position=ModelConfig.position)) not in (
-                _architecture(ModelConfig()), _architecture(replace(init_model.config, position=ModelConfig.position))):
+        if _architecture(model_config) not in (_architecture(ModelConfig()), _architecture(init_model.config)):
             raise CLIError("--init takes the model config from the checkpoint; leave out the model flags "
                            "(--position and --dropout may change)")
-        try:
-            init_model = with_position(init_model, position)
+        try:      # --position may change how positions are encoded where the weights fit
+            init_model = with_position(init_model, args.position or init_model.config.position)
         except ValueError as e:
             raise CLIError(f"--position: {e}") from None
         if args.dropout is not None:
