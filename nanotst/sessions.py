@@ -61,7 +61,7 @@ class TrainSettings:
     mix: str | tuple = DEFAULT_MIX  # a preset's name (kept to the checkpoint), or ((family, weight), ...)
     eval_every: int = 20
     # the small default model learns the sine in its 960 steps with rotary positions (step 740)
-    # and not with learned ones (MSE 0.09 at the end); the shipped model uses learned positions
+    # and not with learned ones (MSE 0.09 at the end); the shipped model uses both
     position: str = "rope"
     # lr falling to a tenth: with a constant lr the sine case hovers at MSE 0.05-0.06 after the
     # default 960 steps and never counts as learned; with cosine it is learned at step 820

@@ -30,8 +30,9 @@ EXPLAIN = {
                 "attention sees only how far apart two patches are (\"one period back\" is the same "
                 "offset everywhere); learned positions give each of the 16 slots its own vector; "
                 "\"both\" adds the learned vector and rotates attention too. The shipped model uses "
-                "learned positions: they did better on real series, rotary ones on synthetic shapes "
-                "(measured in checkpoints/README.md).",
+                "both: learned positions did better on real series, rotary ones on synthetic "
+                "shapes, and both together, after rounds of fresh series, on each (measured in "
+                "checkpoints/README.md).",
     "padding": "A series that is not a whole number of patches is padded at the start. With the "
                "mask, the patch embedding reads which values are padding; without it, padding "
                "looks like values at the series' mean.",

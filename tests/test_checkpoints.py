@@ -287,14 +287,13 @@ def benchmark_scores():
 
 def test_shipped_default_beats_seasonal_naive_on_the_benchmarks_real_series(benchmark_scores):
     real = benchmark_scores["aggregate"]["real"]["NanoTST"]
-    assert real["n"] >= 25 and real["rel_mae_gmean"] <= 0.95, real
+    assert real["n"] >= 25 and real["rel_mae_gmean"] <= 0.90, real
 
 
 def test_shipped_default_80_percent_band_is_calibrated_on_the_benchmark(benchmark_scores):
     # the issue's calibration target: 75-85% on average, real and synthetic apart, and no series
-    # far below (measured: the lowest is 3 of 8 held-out values; the issue asks for 50%, which the
-    # model shipped before met with 4 of 8: the bound is one value on a band's edge below it)
+    # below 50% (the default.pt before this one held 3 of 8 values, 0.375, on two series)
     for kind in ("real", "synthetic"):
         agg = benchmark_scores["aggregate"][kind]["NanoTST"]
         assert 0.75 <= agg["coverage_80_mean"] <= 0.85, (kind, agg)
-        assert agg["coverage_80_min"] >= 0.375, (kind, agg)
+        assert agg["coverage_80_min"] >= 0.5, (kind, agg)
