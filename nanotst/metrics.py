@@ -48,14 +48,22 @@ def seasonal_naive_scale(history, period: int = 1) -> float:
     return float(np.mean(np.abs(history[period:] - history[:-period])))
 
 
+def negligible(error: float, values) -> bool:
+    """Whether an error is float rounding on these values (at most 1e-9 of their largest
+    magnitude), as when seasonal naive repeats a noise-free periodic signal: a ratio to it would
+    be a meaningless 10^15."""
+    values = _arr(values).ravel()
+    return bool(error <= 1e-9 * (np.max(np.abs(values)) if values.size else 0.0))
+
+
 def mase(y, pred, history, period: int = 1) -> float:
     """MAE scaled by the in-sample seasonal naive MAE (Hyndman & Koehler 2006).
 
-    Below 1 beats the seasonal naive forecast on the history. NaN when the scale is 0 or
-    undefined (a flat history, or one no longer than the period).
+    Below 1 beats the seasonal naive forecast on the history. NaN when the scale is 0 (or only
+    rounding: the history repeats exactly) or undefined (a history no longer than the period).
     """
     scale = seasonal_naive_scale(history, period)
-    if not np.isfinite(scale) or scale <= 0:
+    if not np.isfinite(scale) or negligible(scale, history):
         return float("nan")
     return mae(y, pred) / scale
 

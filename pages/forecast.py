@@ -9,6 +9,7 @@ import streamlit as st
 
 from nanotst.backtest import ERROR_COLUMNS, Backtest, Calibration
 from nanotst.data import PROBE
+from nanotst.metrics import negligible
 from nanotst.train import fine_tune
 from nanotst.userdata import EXAMPLES, DataError, future_times, usable_times
 from pages import _common as ui
@@ -45,9 +46,12 @@ def verdict(bt: Backtest) -> None:
     if better is not None:
         name, value = better
         ours = bt.scores[bt.model]["mae"]
-        ratio = f" ({ours / value:.1f}× its error)" if value > 0 else " (it is exact here)"
-        st.warning(f"On these held-out values **{name}** beats {bt.model}: MAE {value:.3g} against "
-                   f"{ours:.3g}{ratio}.")
+        if negligible(value, bt.truth):  # a noise-free periodic signal repeated exactly
+            st.warning(f"On these held-out values **{name}** beats {bt.model}: it repeats them "
+                       f"exactly (MAE ≈ 0, only rounding) against {ours:.3g}.")
+        else:
+            st.warning(f"On these held-out values **{name}** beats {bt.model}: MAE {value:.3g} "
+                       f"against {ours:.3g} ({ours / value:.1f}× its error).")
 
 
 def calibration_section(cal: Calibration | None, after: Calibration | None = None) -> None:

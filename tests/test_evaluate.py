@@ -35,6 +35,15 @@ def test_mase_scaled_by_seasonal_naive():
     assert mase([3.0], [1.0], [0.0, 2.0, 4.0], period=1) == pytest.approx(1.0)
 
 
+def test_mase_is_undefined_when_the_history_repeats_to_rounding():
+    t = np.arange(600)
+    history = 1.5 * np.sin(2 * np.pi * t / 256 + 0.3)      # seasonal naive's error: only rounding
+    assert 0 < np.mean(np.abs(history[256:] - history[:-256])) < 1e-12
+    assert np.isnan(mase([1.0], [0.9], history, period=256))
+    # a real error on values of any size still scales
+    assert mase([2e-200], [1e-200], np.array([0.0, 1e-200, 0.0, 1e-200]), period=1) == pytest.approx(1.0)
+
+
 def test_crps_gaussian_known_values():
     # at the mean, CRPS = sigma * (2 phi(0) - 1/sqrt(pi)) = sigma * (sqrt(2) - 1) / sqrt(pi)
     assert crps_gaussian(0.0, 0.0, 1.0) == pytest.approx((np.sqrt(2) - 1) / np.sqrt(np.pi))
