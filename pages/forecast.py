@@ -54,6 +54,14 @@ def verdict(bt: Backtest) -> None:
                        f"against {ours:.3g} ({ours / value:.1f}× its error).")
 
 
+def mase_note(bt: Backtest) -> str:
+    period = f"period {bt.period}{' (detected)' if bt.period_detected else ''}"
+    if bt.table()["mase"].isna().all():
+        return (f"MASE is – here: the history repeats exactly with {period}, so the in-sample "
+                "seasonal naive error it is scaled by is zero.")
+    return f"MASE is scaled by the in-sample seasonal naive error with {period}."
+
+
 def calibration_section(cal: Calibration | None, after: Calibration | None = None) -> None:
     st.subheader("Calibration on the held-out values")
     if cal is None:
@@ -101,9 +109,7 @@ def synthetic() -> None:
     verdict(bt)
     metrics_table(bt.table())
     st.caption(f"Lower is better for MAE, MSE, MASE and CRPS (the lowest is highlighted); a "
-               f"calibrated model's coverage_80 is near 0.8. MASE is scaled by the seasonal naive "
-               f"error with period {bt.period} "
-               f"({'detected from the history' if bt.period_detected else 'the signal’s own'}). "
+               f"calibrated model's coverage_80 is near 0.8. {mase_note(bt)} "
                "Baselines are point forecasts, so no coverage.")
     # the table's coverage columns already give the three bands: the figure is one click away
     if st.toggle("Show the calibration figure (coverage per band, PIT histogram)", False,
@@ -209,9 +215,7 @@ def _results(series, holdout, horizon, period, n_samples, tuned) -> None:
     verdict(bt)
     metrics_table(bt.table())
     st.caption(f"Lower is better for MAE, MSE, MASE and CRPS (the lowest is highlighted); coverage_80 "
-               f"near 0.8 is calibrated. MASE is scaled by the in-sample seasonal naive error with "
-               f"period {bt.period}"
-               f"{' (detected)' if bt.period_detected else ''}. Baselines are point forecasts: no coverage.")
+               f"near 0.8 is calibrated. {mase_note(bt)} Baselines are point forecasts: no coverage.")
     calibration_section(bt.calibration(), bt.calibration(ui.AFTER_FINE_TUNE) if tuned is not None else None)
     c = st.columns(2)
     c[0].download_button("Download forecast CSV", key="fc_user_download", on_click="ignore",

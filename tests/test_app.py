@@ -181,6 +181,7 @@ def test_forecast_of_a_signal_seasonal_naive_repeats_exactly_has_no_absurd_ratio
     assert table["mase"].isna().all(), table["mase"]
     assert at.warning and "repeats them exactly" in at.warning[0].value, [w.value for w in at.warning]
     assert "its error" not in at.warning[0].value
+    assert any("MASE is – here" in c.value for c in at.caption)
 
 
 def _tiny_training(at):
