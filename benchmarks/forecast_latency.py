@@ -3,6 +3,7 @@
     python benchmarks/forecast_latency.py            # nanotst.forecast.forecast, 1 and 2 threads
     python benchmarks/forecast_latency.py --no-peer  # without HF PatchTST's generate() beside it
     python benchmarks/forecast_latency.py --bf16     # also forecast() under bf16 autocast
+    python benchmarks/forecast_latency.py --positions learned both   # each position scheme, interleaved
 
 The weights do not change the cost, so a freshly built (untrained) NanoTST in eval mode is timed.
 The peer is PatchTSTForPrediction(prediction_length=64).generate(): a direct multi-step model
@@ -24,15 +25,21 @@ def main():
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--calls", type=int, default=20, help="calls per round")
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--positions", nargs="+", default=["learned"], choices=["learned", "rope", "both"],
+                    help="time a model with each position scheme (the shipped model uses both)")
     ap.add_argument("--bf16", action="store_true",
                     help="also time forecast() under torch.autocast(cpu, bfloat16): not the same maths")
     args = ap.parse_args()
     from nanotst.forecast import forecast
 
     torch.manual_seed(0)
-    model = nanotst_model().eval()
+    models = {position: nanotst_model(position=position).eval() for position in args.positions}
+    model = models[args.positions[0]]
     context = np.sin(np.linspace(0, 12 * np.pi, 512)) + 0.1 * np.random.default_rng(0).normal(size=512)
-    fns = {"nanotst forecast()": lambda: forecast(model, context, 64, n_samples=100)}
+    fns = {}
+    for position, m in models.items():
+        name = "nanotst forecast()" if len(models) == 1 else f"forecast() {position}"
+        fns[name] = lambda m=m: forecast(m, context, 64, n_samples=100)
     if args.bf16:
         def bf16_fn():
             with torch.autocast("cpu", dtype=torch.bfloat16):
