@@ -41,17 +41,19 @@ def mae(y, pred) -> float:
 
 
 def seasonal_naive_scale(history, period: int = 1) -> float:
-    """In-sample MAE of the seasonal naive forecast: mean |h[t] - h[t - period]|. NaN if undefined."""
+    """In-sample MAE of the seasonal naive forecast: mean |h[t] - h[t - period]|; NaN if undefined
+    (a history no longer than the period). 0 when the history repeats to float rounding (a
+    noise-free periodic signal), where scaling by the rounding would give a meaningless 10^15."""
     history = _arr(history).ravel()
     if len(history) <= period:
         return float("nan")
-    return float(np.mean(np.abs(history[period:] - history[:-period])))
+    scale = float(np.mean(np.abs(history[period:] - history[:-period])))
+    return 0.0 if negligible(scale, history) else scale
 
 
 def negligible(error: float, values) -> bool:
-    """Whether an error is float rounding on these values (at most 1e-9 of their largest
-    magnitude), as when seasonal naive repeats a noise-free periodic signal: a ratio to it would
-    be a meaningless 10^15."""
+    """Whether an error is only float rounding on these values (at most 1e-9 of their largest
+    magnitude)."""
     values = _arr(values).ravel()
     return bool(error <= 1e-9 * (np.max(np.abs(values)) if values.size else 0.0))
 
@@ -59,11 +61,11 @@ def negligible(error: float, values) -> bool:
 def mase(y, pred, history, period: int = 1) -> float:
     """MAE scaled by the in-sample seasonal naive MAE (Hyndman & Koehler 2006).
 
-    Below 1 beats the seasonal naive forecast on the history. NaN when the scale is 0 (or only
-    rounding: the history repeats exactly) or undefined (a history no longer than the period).
+    Below 1 beats the seasonal naive forecast on the history. NaN when the scale is 0 or
+    undefined (a flat history, one no longer than the period, or one that repeats exactly).
     """
     scale = seasonal_naive_scale(history, period)
-    if not np.isfinite(scale) or negligible(scale, history):
+    if not np.isfinite(scale) or scale <= 0:
         return float("nan")
     return mae(y, pred) / scale
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from nanotst.backtest import ERROR_COLUMNS, Backtest, Calibration
 from nanotst.data import PROBE
-from nanotst.metrics import negligible
+from nanotst.metrics import negligible, seasonal_naive_scale
 from nanotst.train import fine_tune
 from nanotst.userdata import EXAMPLES, DataError, future_times, usable_times
 from pages import _common as ui
@@ -56,7 +56,7 @@ def verdict(bt: Backtest) -> None:
 
 def mase_note(bt: Backtest) -> str:
     period = f"period {bt.period}{' (detected)' if bt.period_detected else ''}"
-    if bt.table()["mase"].isna().all():
+    if seasonal_naive_scale(bt.history, bt.period) == 0:
         return (f"MASE is – here: the history repeats exactly with {period}, so the in-sample "
                 "seasonal naive error it is scaled by is zero.")
     return f"MASE is scaled by the in-sample seasonal naive error with {period}."
