@@ -72,7 +72,14 @@ def context(key, **kw):
         values = None if series is None else series.values
     else:
         values = shared[1]
-    return None if values is None else lab.whole_patches(values, P, C)
+    if values is None:
+        return None
+    kept = lab.whole_patches(values, P, C)
+    if len(kept) < len(values):
+        # patch-level views (occlusion, attention, probes) need whole patches; the Forecast page pads
+        st.caption(f"Showing the most recent {len(kept)} values ({len(kept) // P} whole patches of {P}); "
+                   f"the {len(values) - len(kept)} older values are not part of this view.")
+    return kept
 
 
 def what_if():

@@ -146,3 +146,18 @@ def test_the_series_shown_on_the_forecast_page_is_a_context_on_the_inside_page(a
     sunspots = at.session_state["forecast_series"][1]
     n = len(_decoded(context["y"]))
     assert n % 32 == 0 and np.allclose(_decoded(context["y"]), sunspots[-n:], rtol=1e-5, atol=1e-5)
+
+
+def test_a_context_cut_to_whole_patches_says_how_many_values_it_leaves_out(app):
+    at = app
+    at.switch_page("pages/forecast.py").run()
+    at.radio(key="fc_series").set_value("Sunspots (yearly)").run()
+    at.switch_page(PAGE).run()
+    at.radio(key="in_from").set_value("the Forecast page's series (sunspot_activity)").run()
+    assert not at.exception
+    n = len(at.session_state["forecast_series"][1])
+    kept = min(n, 512) // 32 * 32
+    assert n != kept, "the Sunspots series should not be a whole number of patches"
+    notes = [c.value for c in at.caption if "older values are not part of this view" in c.value]
+    assert notes == [f"Showing the most recent {kept} values ({kept // 32} whole patches of 32); "
+                     f"the {n - kept} older values are not part of this view."]
