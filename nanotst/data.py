@@ -21,7 +21,7 @@ FAMILIES = (
     # repetition at every scale (issue 12): shapes with periods of 2-256 values, and what real
     # seasonal data adds on top of them
     "periodic", "multi_seasonal", "modulated_seasonal", "multiplicative_seasonal", "arma",
-    "shifts_outliers", "kernel_synth", "mixup",
+    "shifts_outliers", "kernel_synth", "mixup", "structural",
 )
 
 REPETITION_FAMILIES = ("periodic", "multi_seasonal", "modulated_seasonal",
@@ -424,6 +424,36 @@ def _shifts_outliers(length, rng, offset):
                                     noise_std=noise, jump_pos=jump_pos, jump_size=jump_size)
 
 
+STRUCTURAL_PERIODS = (4, 7, 12, 12, 24, 52)   # quarterly, daily-weekly, monthly (twice), hourly, weekly
+
+
+def _structural(length, rng, offset):
+    """What exponential smoothing assumes of monthly and quarterly data: a level and a slope that
+    wander, a season of whole period whose shape itself drifts from cycle to cycle, added to the
+    level or scaled by it, and noise. The last cycles say more about the next than the first."""
+    u = rng.uniform
+    n = np.arange(length)
+    period = int(rng.choice(STRUCTURAL_PERIODS))
+    amp = u(0.3, 2.0)
+    slope = u(-1, 1) * amp * 3 / length + np.cumsum(rng.normal(0, amp * u(0, 0.002), length))
+    level = np.cumsum(slope + rng.normal(0, amp * u(0, 0.1), length))
+    profile = rng.normal(0, 1, period)
+    drift = rng.normal(0, u(0, 0.15), (length // period + 1, period))       # per cycle, per slot
+    cycles = profile + np.cumsum(drift, axis=0)
+    cycles -= cycles.mean(axis=1, keepdims=True)
+    season = amp * cycles.ravel()[:length] / (np.abs(profile - profile.mean()).max() + 1e-9)
+    noise = amp * _log_uniform(rng, 0.02, 0.3)
+    if rng.random() < 0.4:           # multiplicative: the season grows and shrinks with the level
+        base = amp * u(2, 6)
+        level = np.maximum(base + level, 0.2 * base)
+        factor = np.maximum(1 + u(0.1, 0.5) * season / amp, 0.05)
+        values = level * factor + noise * rng.normal(0, 1, length)
+    else:
+        values = level + season + noise * rng.normal(0, 1, length)
+    return offset + values, Factors("structural", freq=length / period, amplitude=amp,
+                                    trend=float(level[-1] - level[0]), offset=offset, noise_std=noise)
+
+
 # KernelSynth (Ansari et al., 2024): a Gaussian process whose kernel is a random composition of
 # kernels from a bank. Distances are in values, so periods read as in the rest of this module.
 KERNEL_PERIODS = (2, 3, 4, 5, 6, 7, 12, 14, 24, 30, 32, 48, 52, 64, 96, 128, 168, 256)
@@ -482,7 +512,8 @@ def _kernel_synth(length, rng, offset):
 def _mixup(length, rng, offset):
     """TSMixup (Ansari et al., 2024): a convex mixture of two or three standardized series of the
     other families."""
-    others = [f for f in FAMILIES if f not in ("mixup", "kernel_synth")]
+    # a fixed pool: a family added later leaves the "all" mix's draws (and its recipes) as they were
+    others = [f for f in FAMILIES if f not in ("mixup", "kernel_synth", "structural")]
     k = int(rng.integers(2, 4))
     weights = rng.dirichlet(np.full(k, 1.5))
     values = np.zeros(length)
@@ -496,7 +527,8 @@ def _mixup(length, rng, offset):
 _REPETITION = {"periodic": _periodic, "multi_seasonal": _multi_seasonal,
                "modulated_seasonal": _modulated_seasonal,
                "multiplicative_seasonal": _multiplicative_seasonal, "arma": _arma,
-               "shifts_outliers": _shifts_outliers, "kernel_synth": _kernel_synth, "mixup": _mixup}
+               "shifts_outliers": _shifts_outliers, "kernel_synth": _kernel_synth, "mixup": _mixup,
+               "structural": _structural}
 
 
 def resolve_mix(mix: dict | str | None) -> dict[str, float]:

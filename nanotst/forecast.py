@@ -9,6 +9,12 @@ whole patches), samples the next patch from N(mu, sigma) in that step's normaliz
 space, maps it back with that step's loc/scale and appends it. Every path shares the first step,
 so it runs once with batch 1 and the N paths branch from its prediction.
 
+The bands are calibrated on the context itself: the model's one-step predictions of the context's
+own recent patches (one extra forward pass with batch 1) say how far its errors there exceed its
+sigma, and every sampled step's sigma is widened by that factor (never narrowed, at most 3x).
+A model that copies the last cycle's noise, or a series that is harder than the training data,
+gets wider bands; one it predicts as well as it thinks keeps its own.
+
 Randomness comes from one noise tensor (n_samples, H, P) drawn up front from `seed`: path i only
 ever uses noise[i], so a path does not depend on how many other paths run beside it.
 """
@@ -28,6 +34,9 @@ QUANTILES = band_quantiles()    # (0.025, 0.1, 0.25, 0.5, 0.75, 0.9, 0.975): the
 MAX_HORIZON = 10_000            # values ahead
 MAX_SAMPLES = 10_000            # sample paths
 MAX_SAMPLE_VALUES = 20_000_000  # paths x horizon: 160 MB of float64 samples
+CALIBRATION_PATCHES = 8         # the most recent one-step predictions the bands are calibrated on
+MAX_SIGMA_SCALE = 3.0
+Z80 = 1.2815515655446004        # an 80% central band of N(0, 1) is +-Z80
 
 
 class ForecastError(ValueError):
@@ -46,6 +55,7 @@ class Forecast:
     truncated: int                      # older values dropped beyond context_length
     patch_size: int
     probabilistic: bool                 # False: an MSE rung, every path is the mean
+    sigma_scale: float = 1.0            # how much the context widened every step's sigma
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -126,9 +136,29 @@ def standardize(values: np.ndarray) -> tuple[np.ndarray, float, float]:
     return (unit - loc) / spread, loc * big, spread * big
 
 
+def context_sigma_scale(model: PatchForecaster, context: torch.Tensor,
+                        head_mask: torch.Tensor | None = None) -> float:
+    """The factor that makes the model's 80% band hold 80% of the context's own recent values:
+    the 80th percentile of |truth - mu| / sigma over its one-step predictions of the last
+    CALIBRATION_PATCHES patches (padding left out), over Z80. At least 1 and at most
+    MAX_SIGMA_SCALE; 1 for an MSE rung or with fewer than a patch of values to judge by."""
+    x = context[:, -model.config.context_length:]
+    patches, observed, _, _ = model.patchify(x)
+    pred = model(x, head_mask=head_mask)
+    if pred.sigma is None or patches.size(1) < 2:
+        return 1.0
+    z = (patches[0, 1:] - pred.mu[0, :-1]).abs() / pred.sigma[0, :-1]      # patch n+1 from 0..n
+    recent = slice(-CALIBRATION_PATCHES, None)
+    z = z[recent][observed[0, 1:][recent] > 0]
+    if z.numel() < model.config.patch_size:
+        return 1.0
+    return float(min(max(float(torch.quantile(z, 0.8)) / Z80, 1.0), MAX_SIGMA_SCALE))
+
+
 def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Tensor,
                  head_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Roll the model forward. context (1, C) any length, noise (N, H, P) standard normal.
+    """Roll the model forward. context (1, C) any length, noise (N, H, P) standard normal (times
+    the bands' calibration factor, see context_sigma_scale).
 
     Returns (N, H*P) sample paths in the context's units. For MSE rungs the noise is ignored.
     head_mask: heads switched off for every step (an ablation, see model.forward).
@@ -145,11 +175,13 @@ def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Ten
 
 
 def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100,
-             quantiles=QUANTILES, seed: int = 0, head_mask: torch.Tensor | None = None) -> Forecast:
+             quantiles=QUANTILES, seed: int = 0, head_mask: torch.Tensor | None = None,
+             calibrate: bool = True) -> Forecast:
     """Sample n_samples paths of `horizon` values after `context` (1-D values, any length up to
     the context length used; older values are dropped, a short context is padded). The model
     samples whole patches; the forecast keeps the first `horizon` values. head_mask (layers,
-    heads) bool switches heads off for the whole forecast, the weights untouched."""
+    heads) bool switches heads off for the whole forecast, the weights untouched. calibrate=False
+    keeps the model's own sigma (see context_sigma_scale)."""
     cfg = model.config
     P = cfg.patch_size
     if not isinstance(horizon, (int, np.integer)) or isinstance(horizon, bool) or horizon < 1:
@@ -178,7 +210,9 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
     x = torch.from_numpy(unit.astype(np.float32)).to(device).unsqueeze(0)
     with eval_mode(model), torch.inference_mode():
         model.check_head_mask(head_mask)
-        samples = sample_paths(model, x, noise, head_mask)[:, :horizon].double().cpu().numpy() * scale + loc
+        sigma_scale = context_sigma_scale(model, x, head_mask) if calibrate else 1.0
+        samples = sample_paths(model, x, noise * sigma_scale, head_mask)[:, :horizon]
+        samples = samples.double().cpu().numpy() * scale + loc
 
     notes = []
     if truncated:
@@ -187,12 +221,15 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
     if padded:
         notes.append(f"padded {padded} values at the start to make whole patches of {P} "
                      f"(masked: the model knows they are not data)")
+    if sigma_scale > 1.05:
+        notes.append(f"bands widened {sigma_scale:.2f}x: the model's own one-step errors on the "
+                     f"latest patches of this context were larger than its sigma")
     qs = np.quantile(samples, levels, axis=0) if levels else []
     return Forecast(
         samples=samples, mean=samples.mean(axis=0), median=np.median(samples, axis=0),
         quantiles={q: qs[i] for i, q in enumerate(levels)}, context=values,
         padded=padded, truncated=truncated, patch_size=P,
-        probabilistic=cfg.probabilistic, notes=notes)
+        probabilistic=cfg.probabilistic, sigma_scale=sigma_scale, notes=notes)
 
 
 if __name__ == "__main__":

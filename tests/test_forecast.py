@@ -195,3 +195,54 @@ def test_a_head_mask_switches_heads_off_for_the_whole_forecast():
     assert not np.allclose(forecast(model, series(), 16, n_samples=4, head_mask=off).samples, plain.samples)
     with pytest.raises(ValueError, match="head_mask must have shape"):
         forecast(model, series(), 8, head_mask=torch.ones(3, 3, dtype=torch.bool))
+
+
+# ---- bands calibrated on the context itself
+
+def with_sigma_bias(model, bias: float):
+    """The model with every sigma output's bias set: softplus(bias) + min_sigma, whatever it sees."""
+    P = model.config.patch_size
+    with torch.no_grad():
+        model.head.weight[P:] = 0.0
+        model.head.bias[P:] = bias
+    return model
+
+
+def test_an_overconfident_model_gets_its_bands_widened_by_its_own_errors_on_the_context():
+    from nanotst.forecast import Z80, context_sigma_scale, standardize
+    model = with_sigma_bias(tiny(), -3.0)             # sigma ~0.05: far below its errors here
+    values = series()
+    plain = forecast(model, values, 8, n_samples=400, calibrate=False)
+    wide = forecast(model, values, 8, n_samples=400)
+    assert plain.sigma_scale == 1.0 and 1.5 < wide.sigma_scale <= 3.0
+    # the first patch is one Gaussian step, mu + sigma * noise: the band scales exactly with sigma
+    np.testing.assert_allclose(wide.quantiles[0.9] - wide.quantiles[0.1],
+                               wide.sigma_scale * (plain.quantiles[0.9] - plain.quantiles[0.1]), rtol=1e-4)
+    assert any("bands widened" in note for note in wide.notes)
+    # the factor is the 80th percentile of |error| / sigma over the last 8 one-step predictions
+    unit, _, _ = standardize(values[-64:])
+    x = torch.tensor(unit, dtype=torch.float32)[None]
+    patches, observed, _, _ = model.patchify(x)
+    with torch.no_grad():
+        pred = model(x)
+    z = ((patches[0, 1:] - pred.mu[0, :-1]).abs() / pred.sigma[0, :-1])[observed[0, 1:] > 0]
+    expected = float(torch.quantile(z, 0.8)) / Z80
+    with torch.no_grad():
+        assert context_sigma_scale(model, x) == pytest.approx(min(expected, 3.0), rel=1e-5)
+
+
+def test_calibration_never_narrows_the_bands_and_is_capped():
+    values = series()
+    humble = with_sigma_bias(tiny(), 5.0)              # sigma ~5 against errors of about 1
+    a = forecast(humble, values, 16, n_samples=50)
+    b = forecast(humble, values, 16, n_samples=50, calibrate=False)
+    assert a.sigma_scale == 1.0 and not any("widened" in note for note in a.notes)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    sure = with_sigma_bias(tiny(), -30.0)              # sigma = min_sigma: errors 1000 sigmas away
+    assert forecast(sure, values, 16, n_samples=50).sigma_scale == 3.0
+
+
+def test_a_single_patch_of_context_has_nothing_to_calibrate_on():
+    model = with_sigma_bias(tiny(), -3.0)
+    assert forecast(model, series(8), 8, n_samples=20).sigma_scale == 1.0      # one patch
+    assert forecast(model, series(13), 8, n_samples=20).sigma_scale > 1.0      # 5 values + a patch
