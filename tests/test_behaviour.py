@@ -20,9 +20,6 @@ def shipped():
     return load_checkpoint(DEFAULT_CHECKPOINT).model
 
 
-SAWTOOTH_OPEN = pytest.mark.xfail(strict=True, reason="open: the shipped model's median MAE on a "
-                                  "sawtooth of period 50 is 0.101 x amplitude, 86% in the 80% band")
-
 CASES = {
     # a square wave of period 64: its flips fall exactly on patch boundaries, so nothing inside
     # the last patch says that the next one flips; only the patch two back does
@@ -32,8 +29,7 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=SAWTOOTH_OPEN) if "sawtooth" in n else n
-                                  for n in CASES])
+@pytest.mark.parametrize("name", CASES)
 def test_the_shipped_model_continues_a_repeating_shape(shipped, name):
     spec = CASES[name]
     values, _ = design_signal(spec)
