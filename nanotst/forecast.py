@@ -144,10 +144,10 @@ def context_sigma_scale(model: PatchForecaster, context: torch.Tensor,
     MAX_SIGMA_SCALE; 1 for an MSE rung or with fewer than a patch of values to judge by."""
     x = context[:, -model.config.context_length:]
     patches, observed, _, _ = model.patchify(x)
-    pred = model(x, head_mask=head_mask)
-    if pred.sigma is None or patches.size(1) < 2:
+    mu, sigma, _ = model.predict(patches, observed, False, head_mask)      # the forward, patches in hand
+    if sigma is None or patches.size(1) < 2:
         return 1.0
-    z = (patches[0, 1:] - pred.mu[0, :-1]).abs() / pred.sigma[0, :-1]      # patch n+1 from 0..n
+    z = (patches[0, 1:] - mu[0, :-1]).abs() / sigma[0, :-1]                # patch n+1 from 0..n
     recent = slice(-CALIBRATION_PATCHES, None)
     z = z[recent][observed[0, 1:][recent] > 0]
     if z.numel() < model.config.patch_size:
