@@ -118,13 +118,7 @@ class CausalSelfAttention(nn.Module):
         head_mask (H,) bool switches heads off: a head that is off adds nothing to the output
         projection, and with every head off the layer's attention adds nothing at all (its
         output bias belongs to the heads together)."""
-        B, T, D = x.shape
-        H = self.n_heads
-        # one view + permute instead of split + 3 transposes: q, k, v are (B, H, T, hs) views
-        q, k, v = self.qkv(x).view(B, T, 3, H, D // H).permute(2, 0, 3, 1, 4).unbind(0)
-        if self.rope:
-            cos, sin = self.cos[:T], self.sin[:T]
-            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        q, k, v = self.project(x)
         if last_only:
             # the last query sees every key, causal or not: no mask needed
             y = F.scaled_dot_product_attention(q[:, :, -1:], k, v)
@@ -136,6 +130,7 @@ class CausalSelfAttention(nn.Module):
             # this same sequence of ops, with a mask built per call)
             att = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (B, H, T, T)
             if self.causal:
+                T = att.size(-1)
                 att = att.masked_fill(self.future[:T, :T], float("-inf"))
             weights = F.softmax(att, dim=-1)
             y = dropout(weights, p, True) @ v
@@ -144,14 +139,42 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
         return self.output(y, head_mask), weights if need_weights else None
 
+    def project(self, x: torch.Tensor, start: int = 0):
+        """x (B, T, D) -> q, k, v (B, H, T, hs) of tokens at positions start..start+T-1."""
+        B, T, D = x.shape
+        H = self.n_heads
+        # one view + permute instead of split + 3 transposes: q, k, v are (B, H, T, hs) views
+        q, k, v = self.qkv(x).view(B, T, 3, H, D // H).permute(2, 0, 3, 1, 4).unbind(0)
+        if self.rope:
+            cos, sin = self.cos[start:start + T], self.sin[start:start + T]
+            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        return q, k, v
+
+    def forward_shared(self, prefix: torch.Tensor, own: torch.Tensor, last_only: bool = False,
+                       head_mask: torch.Tensor | None = None):
+        """Causal attention over N windows that begin with the same S tokens: prefix (1, S, D)
+        once, own (N, T, D) the tokens after it in each window. The prefix attends to itself with
+        batch 1 (what follows cannot change it); each window's own tokens see the whole prefix
+        and their own past. Returns (prefix output (1, S, D), or None with last_only: nothing
+        reads it; own output (N, T, D), or (N, 1, D) for the last query only)."""
+        N, T, _ = own.shape
+        S = prefix.size(1)
+        q_pre, k_pre, v_pre = self.project(prefix)
+        q, k, v = self.project(own, start=S)
+        k = torch.cat([k_pre.expand(N, -1, -1, -1), k], dim=2)            # (N, H, S + T, hs)
+        v = torch.cat([v_pre.expand(N, -1, -1, -1), v], dim=2)
+        if last_only:
+            return None, self.output(F.scaled_dot_product_attention(q[:, :, -1:], k, v), head_mask)
+        sees = ~self.future.new_ones(T, S + T).triu(S + 1)                # own token j sees keys 0..S+j
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=sees)
+        y_pre = F.scaled_dot_product_attention(q_pre, k_pre, v_pre, is_causal=True)
+        return self.output(y_pre, head_mask), self.output(y, head_mask)
+
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """The query·key scores (B, H, T, T) before the softmax, scaled by 1/sqrt(head size);
         the future a causal query may not see is -inf. softmax(scores) is the attention."""
-        B, T, D = x.shape
-        H = self.n_heads
-        q, k, _ = self.qkv(x).view(B, T, 3, H, D // H).permute(2, 0, 3, 1, 4).unbind(0)
-        if self.rope:
-            q, k = rotate(q, self.cos[:T], self.sin[:T]), rotate(k, self.cos[:T], self.sin[:T])
+        T = x.size(1)
+        q, k, _ = self.project(x)
         att = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
         return att.masked_fill(self.future[:T, :T], float("-inf")) if self.causal else att
 
@@ -193,6 +216,17 @@ class Block(nn.Module):
         x = x + self.mlp(self.ln_2(x))
         return x, weights
 
+    def forward_shared(self, prefix, own, last_only: bool = False, head_mask=None):
+        """The block over windows that share their first tokens (see CausalSelfAttention
+        .forward_shared): (prefix (1, S, D) or None with last_only, own (N, T or 1, D))."""
+        a_pre, a = self.attn.forward_shared(self.ln_1(prefix), self.ln_1(own), last_only, head_mask)
+        own = (own[:, -1:] if last_only else own) + a
+        own = own + self.mlp(self.ln_2(own))
+        if a_pre is not None:
+            prefix = prefix + a_pre
+            prefix = prefix + self.mlp(self.ln_2(prefix))
+        return (None if last_only else prefix), own
+
 
 class PatchForecaster(nn.Module):
     """What every rung shares: pad, normalize, cut into patches, and the loss."""
@@ -201,12 +235,13 @@ class PatchForecaster(nn.Module):
         super().__init__()
         self.config = config
 
-    def patchify(self, x: torch.Tensor, observed: torch.Tensor | None = None):
+    def patchify(self, x: torch.Tensor, observed: torch.Tensor | None = None, stats=None):
         """(B, L) raw series -> normalized patches (B, N, P), mask (B, N, P), loc (B, 1), scale (B, 1).
 
         Any L up to the context length: the start is padded to whole patches. observed (B, L),
         1 for data and 0 for padding, marks padding the caller added itself. Padded values are 0
-        after normalization (the mean) and never count in loc and scale.
+        after normalization (the mean) and never count in loc and scale. stats (loc, scale):
+        normalize by these instead of x's own (see window_stats).
         """
         P = self.config.patch_size
         if x.dim() != 2:
@@ -219,10 +254,7 @@ class PatchForecaster(nn.Module):
         pad = -L % P
         if pad:
             x, observed = F.pad(x, (pad, 0)), F.pad(observed, (pad, 0))
-        count = observed.sum(dim=1, keepdim=True).clamp_min(1.0)
-        loc = (x * observed).sum(dim=1, keepdim=True) / count
-        var = (((x - loc) * observed) ** 2).sum(dim=1, keepdim=True) / count
-        scale = var.sqrt() + NORM_EPS
+        loc, scale = stats if stats is not None else window_stats(x, observed)
         B, N = x.size(0), x.size(1) // P
         patches = ((x - loc) / scale * observed).view(B, N, P)
         return patches, observed.view(B, N, P), loc, scale
@@ -261,6 +293,18 @@ class PatchForecaster(nn.Module):
         pred = self(x, head_mask=head_mask)
         sigma = None if pred.sigma is None else pred.sigma[:, -1]
         return pred.mu[:, -1], sigma, pred.loc, pred.scale
+
+    def predict_next_shared(self, prefix: torch.Tensor, own: torch.Tensor, loc: torch.Tensor,
+                            scale: torch.Tensor, head_mask: torch.Tensor | None = None):
+        """The prediction of the patch after each of N windows that begin with the same values:
+        prefix (1, S) shared, own (N, T) each window's own last values (whole patches), every
+        window normalized by the same loc and scale (1, 1). Returns mu, sigma (or None) (N, P).
+        A forecast's sample paths are such windows: the context, then each path's own patches.
+        Here the windows simply run whole; the transformers run the prefix only once."""
+        x = torch.cat([prefix.expand(own.size(0), -1), own], dim=1)
+        patches, mask, _, _ = self.patchify(x, stats=(loc, scale))
+        mu, sigma, _ = self.predict(patches, mask, False, head_mask)
+        return mu[:, -1], None if sigma is None else sigma[:, -1]
 
     def embed_input(self, patches, mask):
         """The embedding's input: the patch, and with config.input_mask its padding mask too."""
@@ -301,11 +345,22 @@ class PatchForecaster(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
 
-def positions(pos: nn.Embedding, n: int) -> torch.Tensor:
+def window_stats(x: torch.Tensor, observed: torch.Tensor | None = None):
+    """Instance normalization's loc and scale (B, 1) of x (B, L): mean and std (+eps) of the
+    values that are observed (all of them without a mask)."""
+    observed = torch.ones_like(x) if observed is None else observed
+    count = observed.sum(dim=1, keepdim=True).clamp_min(1.0)
+    loc = (x * observed).sum(dim=1, keepdim=True) / count
+    var = (((x - loc) * observed) ** 2).sum(dim=1, keepdim=True) / count
+    return loc, var.sqrt() + NORM_EPS
+
+
+def positions(pos: nn.Embedding, n: int, following: int = 0) -> torch.Tensor:
     """Position embeddings of n patches, counted back from the newest: the last input patch
     always gets the last position, so the position a forecast reads is the same at any input
-    length (as left-padding does in TimesFM)."""
-    return pos.weight[pos.num_embeddings - n:]
+    length (as left-padding does in TimesFM). following: patches after these in the window."""
+    end = pos.num_embeddings - following
+    return pos.weight[end - n:end]
 
 
 @contextmanager
@@ -399,11 +454,12 @@ class Transformer(PatchForecaster):
     def make_head(self) -> nn.Module:
         return nn.Linear(self.config.d_model, self.config.patch_size)
 
-    def embed_patches(self, patches, mask):
-        """(B, N, P) patches and mask -> (B, N, D) token embeddings, positions included."""
+    def embed_patches(self, patches, mask, following: int = 0):
+        """(B, N, P) patches and mask -> (B, N, D) token embeddings, positions included
+        (following: patches after these in the window)."""
         h = self.embed(self.embed_input(patches, mask))
         if self.pos is not None:
-            h = h + positions(self.pos, patches.size(1))
+            h = h + positions(self.pos, patches.size(1), following)
         return self.drop(h)
 
     @property
@@ -451,6 +507,26 @@ class Transformer(PatchForecaster):
         h, _ = self.encode(patches, mask, False, last_only=True, head_mask=head_mask)  # (B, 1, D)
         mu, sigma = self.read_out(h)
         return mu[:, 0], None if sigma is None else sigma[:, 0], loc, scale
+
+    def predict_next_shared(self, prefix, own, loc, scale, head_mask=None):
+        """As PatchForecaster.predict_next_shared, with the shared prefix's tokens run once
+        (batch 1) and each window's own tokens attending to them: a forecast's second patch runs
+        one token per path instead of a whole window (tests check the numbers)."""
+        if not self.config.causal:      # every token would see the windows' own ends
+            return super().predict_next_shared(prefix, own, loc, scale, head_mask)
+        self.check_head_mask(head_mask)
+        if prefix.size(1) + own.size(1) > self.config.context_length:
+            raise ValueError(f"windows of {prefix.size(1)} + {own.size(1)} values are longer than "
+                             f"the context length {self.config.context_length}")
+        pre_patches, pre_mask, _, _ = self.patchify(prefix, stats=(loc, scale))
+        own_patches, own_mask, _, _ = self.patchify(own, stats=(loc, scale))
+        x_pre = self.embed_patches(pre_patches, pre_mask, following=own_patches.size(1))
+        x = self.embed_patches(own_patches, own_mask)
+        for i, block in enumerate(self.blocks):
+            x_pre, x = block.forward_shared(x_pre, x, i == len(self.blocks) - 1,
+                                            None if head_mask is None else head_mask[i])
+        mu, sigma = self.read_out(self.ln_f(x))                          # (N, 1, P)
+        return mu[:, 0], None if sigma is None else sigma[:, 0]
 
 
 class NanoTST(Transformer):

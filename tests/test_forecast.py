@@ -58,6 +58,69 @@ def test_a_path_does_not_depend_on_how_many_run_beside_it():
     np.testing.assert_allclose(few.samples, many.samples[:5], rtol=1e-5, atol=1e-5)
 
 
+# ---- the second patch: the paths share the context's tokens
+
+@pytest.mark.parametrize("rung,causal,position", [("nanotst", True, "rope"), ("transformer", True, "learned"),
+                                                  ("nanotst", True, "both"), ("nanotst", False, "both"),
+                                                  ("attention", True, "learned"), ("linear", True, "learned")])
+@pytest.mark.parametrize("kept,own", [(56, 8), (43, 16), (5, 8), (8, 56)])
+def test_shared_windows_give_what_each_whole_window_gives(rung, causal, position, kept, own):
+    from nanotst.model import PatchForecaster, window_stats
+    model = tiny(rung, causal=causal, position=position)
+    prefix, mine = torch.randn(1, kept), torch.randn(4, own)
+    loc, scale = window_stats(torch.cat([prefix, mine[:1]], dim=1))
+    with torch.inference_mode():
+        mu, sigma = model.predict_next_shared(prefix, mine, loc, scale)
+        whole = torch.cat([prefix.expand(4, -1), mine], dim=1)
+        patches, mask, _, _ = model.patchify(whole, stats=(loc, scale))
+        want_mu, want_sigma, _ = model.predict(patches, mask, False)
+    torch.testing.assert_close(mu, want_mu[:, -1], atol=1e-5, rtol=1e-5)
+    if want_sigma is None:
+        assert sigma is None
+    else:
+        torch.testing.assert_close(sigma, want_sigma[:, -1], atol=1e-5, rtol=1e-5)
+    # the transformers' own version agrees with the plain one it replaces
+    plain_mu, _ = PatchForecaster.predict_next_shared(model, prefix, mine, loc, scale)
+    torch.testing.assert_close(mu, plain_mu, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="context length"):
+        model.predict_next_shared(torch.randn(1, 64), mine, loc, scale)
+
+
+def test_the_second_patch_is_normalized_like_the_noise_free_path():
+    """Path i's second patch: the model on [the context's last 7 patches, path i's first patch],
+    normalized by the statistics of the context's last 7 patches and the noise-free first patch."""
+    from nanotst.model import window_stats
+    model = tiny(position="both")
+    ctx = torch.as_tensor(series(64), dtype=torch.float32)[None]
+    noise = torch.randn(3, 2, 8, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        paths = sample_paths(model, ctx, noise)
+        mu, sigma, loc, scale = model.predict_next(ctx)
+        first = (mu + sigma * noise[:, 0]) * scale + loc                  # (3, 8)
+        torch.testing.assert_close(paths[:, :8], first)
+        loc2, scale2 = window_stats(torch.cat([ctx[:, 8:], mu * scale + loc], dim=1))
+        window = torch.cat([ctx[:, 8:].expand(3, -1), first], dim=1)
+        pred = model(window)                                               # (its own statistics)
+        patches, mask, _, _ = model.patchify(window, stats=(loc2, scale2))
+        mu2, sigma2, _ = model.predict(patches, mask, False)
+    second = (mu2[:, -1] + sigma2[:, -1] * noise[:, 1]) * scale2 + loc2
+    torch.testing.assert_close(paths[:, 8:], second, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(pred.loc, loc2.expand(3, 1))                 # not each path's own
+
+
+def test_a_two_patch_forecast_runs_the_context_once_and_one_token_per_path():
+    model = tiny(position="both")
+    seen = []
+    hook = model.embed.register_forward_hook(lambda mod, inp, out: seen.append(tuple(inp[0].shape[:2])))
+    try:
+        forecast(model, series(), 16, n_samples=100)
+    finally:
+        hook.remove()
+    # the context pass (8 patches), the context's last 7 once, then one token for each of the
+    # 100 paths and the noise-free path: never a whole window per path
+    assert seen == [(1, 8), (1, 7), (101, 1)]
+
+
 def test_batch_equals_per_path_with_the_same_noise():
     model = tiny()
     ctx = torch.as_tensor(series(64), dtype=torch.float32)[None]
@@ -228,7 +291,8 @@ def test_an_overconfident_model_gets_its_bands_widened_by_its_own_errors_on_the_
     z = ((patches[0, 1:] - pred.mu[0, :-1]).abs() / pred.sigma[0, :-1])[observed[0, 1:] > 0]
     expected = float(torch.quantile(z, 0.8)) / Z80
     with torch.no_grad():
-        assert context_sigma_scale(model, x) == pytest.approx(min(expected, 3.0), rel=1e-5)
+        assert context_sigma_scale(patches, observed, pred.mu, pred.sigma) == pytest.approx(
+            min(expected, 3.0), rel=1e-5)
 
 
 def test_calibration_never_narrows_the_bands_and_is_capped():
