@@ -4,8 +4,8 @@
     python benchmarks/forecast_latency.py --no-peer  # without HF PatchTST's generate() beside it
     python benchmarks/forecast_latency.py --bf16     # also forecast() under bf16 autocast
     python benchmarks/forecast_latency.py --positions learned both   # each position scheme, interleaved
-    python benchmarks/forecast_latency.py --shared 0 1  # the second patch run whole per path (0)
-                                                        # and sharing the context's tokens (1, the default)
+    python benchmarks/forecast_latency.py --shared 0 1  # forecast(shared_patches=0): every window
+                                                        # whole; 1 (the default): the second patch shares the context
 
 The weights do not change the cost, so a freshly built (untrained) NanoTST in eval mode is timed.
 The peer is PatchTSTForPrediction(prediction_length=64).generate(): a direct multi-step model
@@ -30,7 +30,7 @@ def main():
     ap.add_argument("--positions", nargs="+", default=["learned"], choices=["learned", "rope", "both"],
                     help="time a model with each position scheme (the shipped model uses both)")
     ap.add_argument("--shared", type=int, nargs="+", default=None,
-                    help="time forecast() with each value of nanotst.forecast.SHARED_PATCHES")
+                    help="time forecast(shared_patches=) with each value")
     ap.add_argument("--bf16", action="store_true",
                     help="also time forecast() under torch.autocast(cpu, bfloat16): not the same maths")
     args = ap.parse_args()
@@ -41,23 +41,12 @@ def main():
     model = models[args.positions[0]]
     context = np.sin(np.linspace(0, 12 * np.pi, 512)) + 0.1 * np.random.default_rng(0).normal(size=512)
     fns = {}
-    import nanotst.forecast as forecasting
-
-    def with_shared(patches, fn):
-        def run():
-            default, forecasting.SHARED_PATCHES = forecasting.SHARED_PATCHES, patches
-            try:
-                return fn()
-            finally:
-                forecasting.SHARED_PATCHES = default
-        return run
-
     for position, m in models.items():
         name = "nanotst forecast()" if len(models) == 1 else f"forecast() {position}"
-        plain = lambda m=m: forecast(m, context, 64, n_samples=100)
         for patches in args.shared or [None]:
             label = name if patches is None else f"{name} shared={patches}"
-            fns[label] = plain if patches is None else with_shared(patches, plain)
+            kw = {} if patches is None else {"shared_patches": patches}
+            fns[label] = lambda m=m, kw=kw: forecast(m, context, 64, n_samples=100, **kw)
     if args.bf16:
         def bf16_fn():
             with torch.autocast("cpu", dtype=torch.bfloat16):

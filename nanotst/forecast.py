@@ -38,7 +38,8 @@ MAX_SAMPLE_VALUES = 20_000_000  # paths x horizon: 160 MB of float64 samples
 CALIBRATION_PATCHES = 8         # the most recent one-step predictions the bands are calibrated on
 MAX_SIGMA_SCALE = 3.0
 Z80 = 1.2815515655446004        # an 80% central band of N(0, 1) is +-Z80
-# Steps whose paths share the noise-free path's normalization, counted in patches of their own:
+# The default of forecast(shared_patches=): steps whose paths share the noise-free path's
+# normalization, counted in patches of their own:
 # the second patch of a forecast then runs one token per path instead of 16 (4-5x faster for
 # two patches). Not more: a noise-free window is smoother than a sampled one, so its scale is a
 # little small, and at 8 patches ahead the 80% band held 77.0% of the truth with per-path
@@ -163,7 +164,8 @@ def context_sigma_scale(patches: torch.Tensor, observed: torch.Tensor, mu: torch
 
 
 def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Tensor,
-                 head_mask: torch.Tensor | None = None, first=None) -> torch.Tensor:
+                 head_mask: torch.Tensor | None = None, first=None,
+                 shared_patches: int = SHARED_PATCHES) -> torch.Tensor:
     """Roll the model forward. context (1, C) any length, noise (N, H, P) standard normal (times
     the bands' calibration factor, see context_sigma_scale).
 
@@ -172,7 +174,7 @@ def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Ten
     model's (mu, sigma, loc, scale) of the patch after the context, where the caller has it.
 
     Every path shares the first step. After it, a path's window is the context's most recent
-    values and then the path's own patches. While a path has at most SHARED_PATCHES of its own,
+    values and then the path's own patches. While a path has at most shared_patches of its own,
     every path is normalized like a noise-free path (row 0, which appends mu at each step): the
     context's tokens are then the same in every path, so they run once and each path runs only
     its own patches (model.predict_next_shared). After that each window is normalized by its
@@ -186,7 +188,7 @@ def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Ten
     for h in range(horizon):
         if h > 0:
             kept = context[:, max(0, context.size(1) - L + own.size(1)):]   # the context in each window
-            if own.size(1) <= SHARED_PATCHES * P and kept.size(1) > 0:
+            if own.size(1) <= shared_patches * P and kept.size(1) > 0:
                 loc, scale = window_stats(torch.cat([kept, own[:1]], dim=1))
                 mu, sigma = model.predict_next_shared(kept, own, loc, scale, head_mask=head_mask)
             else:
@@ -199,12 +201,13 @@ def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Ten
 
 def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100,
              quantiles=QUANTILES, seed: int = 0, head_mask: torch.Tensor | None = None,
-             calibrate: bool = True) -> Forecast:
+             calibrate: bool = True, shared_patches: int = SHARED_PATCHES) -> Forecast:
     """Sample n_samples paths of `horizon` values after `context` (1-D values, any length up to
     the context length used; older values are dropped, a short context is padded). The model
     samples whole patches; the forecast keeps the first `horizon` values. head_mask (layers,
     heads) bool switches heads off for the whole forecast, the weights untouched. calibrate=False
-    keeps the model's own sigma (see context_sigma_scale)."""
+    keeps the model's own sigma (see context_sigma_scale). shared_patches: see sample_paths (0
+    runs every path's window whole, normalized by its own statistics, at every step)."""
     cfg = model.config
     P = cfg.patch_size
     if not isinstance(horizon, (int, np.integer)) or isinstance(horizon, bool) or horizon < 1:
@@ -217,6 +220,9 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
     if n_samples > MAX_SAMPLES or n_samples * horizon_patches * P > MAX_SAMPLE_VALUES:
         raise ForecastError(f"{n_samples:,} sample paths of {horizon:,} values are too many; "
                             f"at most {MAX_SAMPLES:,} paths and {MAX_SAMPLE_VALUES:,} values in all")
+    if not isinstance(shared_patches, (int, np.integer)) or isinstance(shared_patches, bool) \
+            or shared_patches < 0:
+        raise ForecastError(f"shared_patches must be a whole number >= 0, got {shared_patches!r}")
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ForecastError(f"seed must be a non-negative integer, got {seed!r}")
     levels = tuple(round(float(q), 6) for q in quantiles)
@@ -239,7 +245,8 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
         mu, sigma, _ = model.predict(patches, observed, False, head_mask)
         sigma_scale = context_sigma_scale(patches, observed, mu, sigma) if calibrate else 1.0
         first = (mu[:, -1], None if sigma is None else sigma[:, -1], unit_loc, unit_scale)
-        samples = sample_paths(model, x, noise * sigma_scale, head_mask, first)[:, :horizon]
+        samples = sample_paths(model, x, noise * sigma_scale, head_mask, first,
+                               shared_patches)[:, :horizon]
         samples = samples.double().cpu().numpy() * scale + loc
 
     notes = []

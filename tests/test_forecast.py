@@ -121,6 +121,20 @@ def test_a_two_patch_forecast_runs_the_context_once_and_one_token_per_path():
     assert seen == [(1, 8), (1, 7), (101, 1)]
 
 
+def test_shared_patches_zero_runs_every_window_whole_with_its_own_statistics():
+    model = tiny(position="both")
+    ctx = torch.as_tensor(series(64), dtype=torch.float32)[None]
+    noise = torch.randn(3, 2, 8, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        paths = sample_paths(model, ctx, noise, shared_patches=0)
+        window = torch.cat([ctx[:, 8:].expand(3, -1), paths[:, :8]], dim=1)
+        mu, sigma, loc, scale = model.predict_next(window)                 # each its own statistics
+    torch.testing.assert_close(paths[:, 8:], (mu + sigma * noise[:, 1]) * scale + loc, atol=1e-5, rtol=1e-5)
+    for bad in (-1, 1.5, True, "1"):
+        with pytest.raises(ForecastError, match="shared_patches"):
+            forecast(model, series(), 16, shared_patches=bad)
+
+
 def test_batch_equals_per_path_with_the_same_noise():
     model = tiny()
     ctx = torch.as_tensor(series(64), dtype=torch.float32)[None]
