@@ -293,6 +293,31 @@ def load_checkpoint(source, max_bytes: int = MAX_BYTES) -> LoadedCheckpoint:
                             created=ckpt.get("created"))
 
 
+def average_checkpoints(sources, out, name: str | None = None) -> Path:
+    """A model soup (Wortsman et al. 2022): one model whose every weight is the mean of that weight
+    in the given checkpoints, which must share one architecture (and should share a start: runs
+    continued from one checkpoint sit in one basin, so their mean is a model too, often a better
+    one). Saved atomically to `out` with the first checkpoint's training record and data spec (its
+    `averaged_from` naming every source) and its grammar metrics measured anew."""
+    sources = list(sources)
+    if len(sources) < 2:
+        raise CheckpointError("averaging needs at least two checkpoints")
+    first = load_checkpoint(sources[0])
+    total = {key: value.double() for key, value in first.model.state_dict().items()}
+    for source in sources[1:]:             # one at a time: memory holds two models, not all
+        ck = load_checkpoint(source)
+        if ck.model_config != first.model_config:
+            raise CheckpointError(f"{source}: its model config differs from {sources[0]}'s; "
+                                  f"only one architecture can be averaged")
+        for key, value in ck.model.state_dict().items():
+            total[key] += value.double()
+    model = first.model
+    model.load_state_dict({key: (value / len(sources)).float() for key, value in total.items()})
+    data_spec = {**(first.data_spec or {}), "averaged_from": [str(source) for source in sources]}
+    return save_checkpoint(out, model, first.train_config, first.history, first.snapshots, data_spec,
+                           name=name)
+
+
 def list_checkpoints(folder=CHECKPOINT_DIR) -> list[CheckpointInfo]:
     """Every *.pt in folder, sorted by name; files that fail to load are listed with an error."""
     folder = Path(folder)

@@ -1,4 +1,4 @@
-"""Command line: python -m nanotst train | evaluate | forecast | backtest.
+"""Command line: python -m nanotst train | evaluate | average | forecast | backtest.
 
 Each subcommand is an `add_<name>(subparsers)` that registers its flags and a `cmd_<name>(args)`
 that does the work; add new subcommands (forecast, backtest) in the same style and list them in
@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .backtest import BacktestError, backtest
-from .checkpoints import CHECKPOINT_DIR, CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoints import CHECKPOINT_DIR, CheckpointError, average_checkpoints, load_checkpoint, save_checkpoint
 from .config import POSITIONS, ConfigError, ModelConfig, TrainConfig
 from .data import MIXES, SignalError
 from .files import atomic_write
@@ -30,6 +30,7 @@ from .userdata import DataError, future_times
 EXPECTED_ERRORS = (ConfigError, SignalError, CheckpointError, DataError, BacktestError, ForecastError,
                    OSError)
 MAX_INPUT_BYTES = 10_000_000
+MAX_AVERAGED = 64         # checkpoints one average may read (each is loaded whole, up to 200 MB)
 
 
 class CLIError(Exception):
@@ -266,6 +267,24 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+# ---- average -------------------------------------------------------------------------------------
+
+def add_average(sub) -> None:
+    p = sub.add_parser("average", help="average the weights of checkpoints of one architecture (a model soup)")
+    p.add_argument("checkpoints", type=Path, nargs="+")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--name", default=None, help="the model's name (default: the output file's stem)")
+    p.set_defaults(func=cmd_average)
+
+
+def cmd_average(args) -> int:
+    if len(args.checkpoints) > MAX_AVERAGED:
+        raise CLIError(f"at most {MAX_AVERAGED} checkpoints can be averaged, got {len(args.checkpoints)}")
+    out = average_checkpoints(args.checkpoints, args.out, args.name)
+    print(f"saved {out}: the mean of {len(args.checkpoints)} checkpoints' weights")
+    return 0
+
+
 # ---- forecast / backtest: a user's own series -----------------------------------------------------
 
 def _add_series_input(p) -> None:
@@ -359,7 +378,7 @@ def cmd_backtest(args) -> int:
 
 # ---- entry point ---------------------------------------------------------------------------------
 
-SUBCOMMANDS = (add_train, add_evaluate, add_forecast, add_backtest)
+SUBCOMMANDS = (add_train, add_evaluate, add_average, add_forecast, add_backtest)
 
 
 def build_parser() -> argparse.ArgumentParser:

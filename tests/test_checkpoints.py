@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from nanotst.checkpoints import (DEFAULT_CHECKPOINT, CheckpointError, list_checkpoints, load_checkpoint,
-                                 safe_checkpoint_path, save_checkpoint)
+from nanotst.checkpoints import (DEFAULT_CHECKPOINT, CheckpointError, average_checkpoints, list_checkpoints,
+                                 load_checkpoint, safe_checkpoint_path, save_checkpoint)
 from nanotst.config import ModelConfig, TrainConfig
 from nanotst.model import build_model
 from nanotst.train import Trainer
@@ -33,6 +33,37 @@ def trained(tmp_path_factory):
     path = tmp_path_factory.mktemp("ck") / "tiny.pt"
     save_checkpoint(path, t.model, t.train_config, t.history, t.snapshots, t.data_spec(), t.metrics())
     return t, path
+
+
+def test_average_of_checkpoints_is_the_mean_of_their_weights_with_its_own_metrics(trained, tmp_path):
+    from nanotst.evaluate import grammar_eval
+    t, path = trained
+    other = build_model(TINY)                       # the same architecture, other weights
+    save_checkpoint(tmp_path / "other.pt", other)
+    out = average_checkpoints([path, tmp_path / "other.pt"], tmp_path / "soup.pt", name="soup")
+    soup, a = load_checkpoint(out), load_checkpoint(path)
+    for key, value in soup.model.state_dict().items():
+        torch.testing.assert_close(value, (a.model.state_dict()[key] + other.state_dict()[key]) / 2)
+    assert soup.name == "soup" and soup.history == a.history
+    assert soup.data_spec["averaged_from"] == [str(path), str(tmp_path / "other.pt")]
+    assert soup.data_spec["mix"] == a.data_spec["mix"]
+    assert soup.metrics["grammar"] == grammar_eval(soup.model) != a.metrics["grammar"]
+
+
+def test_average_refuses_one_checkpoint_or_two_architectures(trained, tmp_path):
+    from nanotst.cli import main
+    t, path = trained
+    with pytest.raises(CheckpointError, match="at least two"):
+        average_checkpoints([path], tmp_path / "soup.pt")
+    save_checkpoint(tmp_path / "wide.pt", build_model(ModelConfig(context_length=64, patch_size=8, d_model=32,
+                                                                   n_heads=2, n_layers=1)))
+    with pytest.raises(CheckpointError, match="model config differs"):
+        average_checkpoints([path, tmp_path / "wide.pt"], tmp_path / "soup.pt")
+    assert not (tmp_path / "soup.pt").exists()
+    assert main(["average", str(path), str(tmp_path / "wide.pt"), "--out", str(tmp_path / "soup.pt")]) == 2
+    assert main(["average", str(path), str(path), "--out", str(tmp_path / "soup.pt")]) == 0
+    torch.testing.assert_close(load_checkpoint(tmp_path / "soup.pt").model.state_dict(),
+                               load_checkpoint(path).model.state_dict())
 
 
 def _one_line(err):
