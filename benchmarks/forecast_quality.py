@@ -246,12 +246,13 @@ def warm_up_peers() -> None:
         _peer_model(name, 4).forecast(y=y, h=8, level=[80])
 
 
-def nanotst(model, n_samples: int):
+def nanotst(model, n_samples: int, shared_patches: int | None = None):
     from nanotst.forecast import forecast
 
     def run(context, h, season):
         t0 = time.perf_counter()
-        fc = forecast(model, context, h, n_samples=n_samples, quantiles=QUANTILES, seed=0)
+        kw = {} if shared_patches is None else {"shared_patches": shared_patches}
+        fc = forecast(model, context, h, n_samples=n_samples, quantiles=QUANTILES, seed=0, **kw)
         qs = {q: fc.quantiles[q] for q in QUANTILES}
         return Result(qs[0.5], qs, time.perf_counter() - t0)
     return run
@@ -342,8 +343,9 @@ def all_series() -> list[Series]:
 
 
 def run(series: list[Series], model, n_samples: int = 200, time_limit: float = 30.0,
-        methods=METHODS) -> dict:
-    fns = {"naive": naive, "seasonal_naive": seasonal_naive, "NanoTST": nanotst(model, n_samples)}
+        methods=METHODS, shared_patches: int | None = None) -> dict:
+    fns = {"naive": naive, "seasonal_naive": seasonal_naive,
+           "NanoTST": nanotst(model, n_samples, shared_patches)}
     chosen = {m: fns.get(m) for m in methods}
     if any(m in PEERS for m in chosen):
         warm_up_peers()
@@ -389,6 +391,8 @@ def main(argv=None) -> None:
     parser.add_argument("--time-limit", type=float, default=30.0, help="seconds per statsforecast fit")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--shared-patches", type=int, default=None,
+                        help="NanoTST's forecast(shared_patches=); default: forecast's own")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "forecast_quality.json"))
     args = parser.parse_args(argv)
     import torch
@@ -400,7 +404,8 @@ def main(argv=None) -> None:
     methods = tuple(args.methods.split(","))
     if "seasonal_naive" not in methods:
         methods = ("seasonal_naive",) + methods
-    report = run(series, load_model(args.checkpoint), args.samples, args.time_limit, methods)
+    report = run(series, load_model(args.checkpoint), args.samples, args.time_limit, methods,
+                 args.shared_patches)
     report["args"] = vars(args)
     report["date"] = time.strftime("%Y-%m-%d %H:%M")
     print_report(report)

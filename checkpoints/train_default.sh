@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole recipe of checkpoints/default.pt, from scratch (see checkpoints/README.md, stage 10).
-# One thread per run makes it deterministic on CPU; about 2.5 hours on one core.
+# The whole recipe of checkpoints/default.pt, from scratch (see checkpoints/README.md, stages 10 and 11).
+# One thread per run makes it deterministic on CPU; about 3.5 hours on one core (the four
+# siblings of stage 11 can run two at a time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 train() { python -m nanotst train --threads 1 --dropout 0 --lr-schedule cosine --nll-beta 0.5 "$@"; }
@@ -21,11 +22,14 @@ round checkpoints/stageB15.pt --seed 15
 # then a tenth of the series from the structural family (a season that drifts, ETS-like)
 round checkpoints/stageS16.pt --seed 16 --mix "all=1,structural=0.12"
 round checkpoints/stageS17.pt --seed 17 --mix "all=1,structural=0.12"
-python - <<'PY'
-import os, torch
-ck = torch.load("checkpoints/stageS17.pt", weights_only=True)
-ck["name"] = "default"
-ck["data_spec"]["init_from"] = "checkpoints/stageS16.pt (the last of six stages from scratch, see checkpoints/README.md, stage 10)"
-torch.save(ck, "checkpoints/default.pt.tmp")
-os.replace("checkpoints/default.pt.tmp", "checkpoints/default.pt")
-PY
+# stage 11: four more rounds from stageS17, side by side (siblings: each starts from stageS17), two
+# of them with a larger share of the periodic family, then the mean of the five models' weights
+sibling() { out=$1; shift
+    train --init checkpoints/stageS17.pt --n-series 166760 --epochs 4 --lr 3e-4 \
+        --eval-every 2500 --snapshot-every 6250 --out "$out" "$@"; }
+sibling checkpoints/stageS18.pt --seed 18 --mix "all=1,structural=0.12"
+sibling checkpoints/stageP18.pt --seed 18 --mix "all=1,structural=0.12,periodic=0.15"
+sibling checkpoints/stageS38.pt --seed 38 --mix "all=1,structural=0.12"
+sibling checkpoints/stageP48.pt --seed 48 --mix "all=1,structural=0.12,periodic=0.15"
+python -m nanotst average checkpoints/stageS17.pt checkpoints/stageS18.pt checkpoints/stageP18.pt \
+    checkpoints/stageS38.pt checkpoints/stageP48.pt --out checkpoints/default.pt --name default

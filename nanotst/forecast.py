@@ -42,9 +42,10 @@ Z80 = 1.2815515655446004        # an 80% central band of N(0, 1) is +-Z80
 # normalization, counted in patches of their own:
 # the second patch of a forecast then runs one token per path instead of 16 (4-5x faster for
 # two patches). Not more: a noise-free window is smoother than a sampled one, so its scale is a
-# little small, and at 8 patches ahead the 80% band held 77.0% of the truth with per-path
-# statistics, 76.7% sharing 1 patch, 76.4% sharing 2, 75.2% sharing 4 and 73.0% sharing all
-# (120 series of the 'all' mix; benchmarks/README.md, "Forecast latency").
+# little small, and at 8 patches ahead the 80% band held 77.4% of the truth with per-path
+# statistics, 77.2% sharing 1 patch, 76.8% sharing 2, 75.4% sharing 4 and 73.1% sharing all,
+# the median's error within 0.5% throughout (120 series of the 'all' mix, the shipped model:
+# benchmarks/rollout_sharing.py, benchmarks/README.md "Forecast latency").
 SHARED_PATCHES = 1
 
 
