@@ -449,6 +449,11 @@ def model_card(active: ActiveModel) -> dict:
         # this run's only
         if (active.data_spec or {}).get("init_from"):
             card["training"]["continued from"] = active.data_spec["init_from"]
+        # a mean of several models' weights (python -m nanotst average): the record is the first's
+        averaged = (active.data_spec or {}).get("averaged_from")
+        if isinstance(averaged, list) and averaged:
+            card["training"]["averaged from"] = f"{len(averaged)} models: " + ", ".join(
+                Path(str(name)).stem for name in averaged)
     if active.data_spec:
         card["data"] = active.data_spec
     grammar = (active.metrics or {}).get("grammar")

@@ -50,6 +50,10 @@ with left:
         if "continued from" in card["training"]:
             st.caption("This run started from the weights of an earlier one; the steps and "
                        "settings above are this run's only.")
+        if "averaged from" in card["training"]:
+            st.caption("These weights are the mean of several models' weights (a model soup); the "
+                       "steps, settings and training data shown are the first model's run. The "
+                       "grammar test is the averaged model's own.")
     if active.source == "default":
         st.caption("How the shipped model was trained, and every run tried: `checkpoints/README.md`.")
 with right:

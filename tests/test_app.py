@@ -569,6 +569,22 @@ def test_overview_says_when_a_model_continued_from_another(ckpt_dir):
     assert dict(zip(mix["data"][0]["y"], _array(mix["data"][0]["x"]))) == {"flat": 0.25, "sine_low": 0.75}
 
 
+def test_overview_says_when_a_model_is_the_mean_of_others(ckpt_dir):
+    from nanotst.checkpoints import average_checkpoints
+    torch.manual_seed(0)
+    for name in ("a", "b"):
+        model = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, dropout=0.0)).eval()
+        save_checkpoint(ckpt_dir / f"{name}.pt", model, TrainConfig(n_series=8, epochs=1),
+                        history=[{"step": 5}], name=name, data_spec={"mix": {"flat": 1}})
+    average_checkpoints([ckpt_dir / "a.pt", ckpt_dir / "b.pt"], ckpt_dir / "soup.pt")
+    at = open_page("pages/overview.py")
+    at.selectbox(key="model_choice").set_value(f"file:{(ckpt_dir / 'soup.pt').resolve()}").run()
+    assert not at.exception, [e.value for e in at.exception]
+    training = next(t.value for t in at.table if "averaged from" in t.value.index)
+    assert training.loc["averaged from", "value"] == "2 models: a, b"
+    assert any("mean of several models" in c.value for c in at.caption)
+
+
 def test_train_settings_survive_a_visit_to_another_page(ckpt_dir):
     at = _tiny_training(open_page("pages/train.py"))
     at.radio(key="tr_mix").set_value("custom").run()
