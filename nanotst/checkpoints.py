@@ -108,8 +108,10 @@ def save_checkpoint(path, model: PatchForecaster, train_config: TrainConfig | No
     overwrite=False refuses (CheckpointExists) when the file is there, atomically."""
     path = Path(path)
     if metrics is None:
-        from .evaluate import grammar_eval
-        metrics = {"grammar": grammar_eval(model)}
+        from .evaluate import grammar_eval, grammar_noise_floor
+        cfg = model.config
+        metrics = {"grammar": grammar_eval(model),
+                   "noise_floor": grammar_noise_floor(cfg.context_length, cfg.patch_size)}
     payload = {
         "format": FORMAT, "version": VERSION,
         "model_config": model.config.to_dict(),

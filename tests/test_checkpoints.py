@@ -48,6 +48,7 @@ def test_average_of_checkpoints_is_the_mean_of_their_weights_with_its_own_metric
     assert soup.data_spec["averaged_from"] == [str(path), str(tmp_path / "other.pt")]
     assert soup.data_spec["mix"] == a.data_spec["mix"]
     assert soup.metrics["grammar"] == grammar_eval(soup.model) != a.metrics["grammar"]
+    assert soup.metrics["noise_floor"] == pytest.approx(a.metrics["noise_floor"])  # the Overview shows it
 
 
 def test_average_refuses_one_checkpoint_or_two_architectures(trained, tmp_path):
