@@ -38,10 +38,9 @@ MAX_SAMPLE_VALUES = 20_000_000  # paths x horizon: 160 MB of float64 samples
 CALIBRATION_PATCHES = 8         # the most recent one-step predictions the bands are calibrated on
 MAX_SIGMA_SCALE = 3.0
 Z80 = 1.2815515655446004        # an 80% central band of N(0, 1) is +-Z80
-# The default of forecast(shared_patches=): steps whose paths share the noise-free path's
-# normalization, counted in patches of their own:
-# the second patch of a forecast then runs one token per path instead of 16 (4-5x faster for
-# two patches). Not more: a noise-free window is smoother than a sampled one, so its scale is a
+# The default of forecast(shared_patches=): while a path has at most this many patches of its
+# own, every path is normalized like the noise-free path (see sample_paths). With 1, the second
+# patch runs one token per path instead of 16 (3-5x faster for two patches). Not more: a noise-free window is smoother than a sampled one, so its scale is a
 # little small, and at 8 patches ahead the 80% band held 77.4% of the truth with per-path
 # statistics, 77.2% sharing 1 patch, 76.8% sharing 2, 75.4% sharing 4 and 73.1% sharing all,
 # the median's error within 0.5% throughout (120 series of the 'all' mix, the shipped model:
