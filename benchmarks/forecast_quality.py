@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from nanotst.data import wave  # noqa: E402
+from nanotst.forecast import SHARED_PATCHES  # noqa: E402
 from nanotst.baselines import seasonal_naive_forecast  # noqa: E402
 from nanotst.metrics import mae as mean_abs_error, seasonal_naive_scale, weighted_quantile_loss  # noqa: E402
 
@@ -246,13 +247,13 @@ def warm_up_peers() -> None:
         _peer_model(name, 4).forecast(y=y, h=8, level=[80])
 
 
-def nanotst(model, n_samples: int, shared_patches: int | None = None):
+def nanotst(model, n_samples: int, shared_patches: int = SHARED_PATCHES):
     from nanotst.forecast import forecast
 
     def run(context, h, season):
         t0 = time.perf_counter()
-        kw = {} if shared_patches is None else {"shared_patches": shared_patches}
-        fc = forecast(model, context, h, n_samples=n_samples, quantiles=QUANTILES, seed=0, **kw)
+        fc = forecast(model, context, h, n_samples=n_samples, quantiles=QUANTILES, seed=0,
+                      shared_patches=shared_patches)
         qs = {q: fc.quantiles[q] for q in QUANTILES}
         return Result(qs[0.5], qs, time.perf_counter() - t0)
     return run
@@ -343,7 +344,7 @@ def all_series() -> list[Series]:
 
 
 def run(series: list[Series], model, n_samples: int = 200, time_limit: float = 30.0,
-        methods=METHODS, shared_patches: int | None = None) -> dict:
+        methods=METHODS, shared_patches: int = SHARED_PATCHES) -> dict:
     fns = {"naive": naive, "seasonal_naive": seasonal_naive,
            "NanoTST": nanotst(model, n_samples, shared_patches)}
     chosen = {m: fns.get(m) for m in methods}
@@ -391,8 +392,8 @@ def main(argv=None) -> None:
     parser.add_argument("--time-limit", type=float, default=30.0, help="seconds per statsforecast fit")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--shared-patches", type=int, default=None,
-                        help="NanoTST's forecast(shared_patches=); default: forecast's own")
+    parser.add_argument("--shared-patches", type=int, default=SHARED_PATCHES,
+                        help="NanoTST's forecast(shared_patches=)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "forecast_quality.json"))
     args = parser.parse_args(argv)
     import torch
