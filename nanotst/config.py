@@ -77,6 +77,7 @@ class ModelConfig:
     min_sigma: float = 1e-3      # floor on the predicted standard deviation
     position: str = "learned"    # see POSITIONS
     input_mask: bool = True      # the patch embedding also reads which values are padding
+    previous_patch: bool = False  # ... and the patch before it: a token sees 2 patches of values
 
     def __post_init__(self):
         _require(self.rung in RUNGS, "rung", f"must be one of {', '.join(RUNGS)}, got {self.rung!r}")
@@ -94,8 +95,9 @@ class ModelConfig:
         _require(isinstance(self.causal, bool), "causal", f"must be true or false, got {self.causal!r}")
         _require(self.position in POSITIONS, "position",
                  f"must be one of {', '.join(POSITIONS)}, got {self.position!r}")
-        _require(isinstance(self.input_mask, bool), "input_mask",
-                 f"must be true or false, got {self.input_mask!r}")
+        for name in ("input_mask", "previous_patch"):
+            _require(isinstance(getattr(self, name), bool), name,
+                     f"must be true or false, got {getattr(self, name)!r}")
         _require(isinstance(self.min_sigma, (int, float)) and 0 < self.min_sigma < 1e6,
                  "min_sigma", f"must be positive, got {self.min_sigma!r}")
         _require(self.approx_params <= MAX_PARAMS, "d_model",
@@ -106,7 +108,8 @@ class ModelConfig:
         """Parameters of the blocks and embeddings (the bulk of any rung), without building it."""
         D, P = self.d_model, self.patch_size
         block = 4 * D * D + 2 * self.ffn_mult * D * D
-        return self.n_layers * block + 2 * P * D + self.n_patches * D + 2 * P * D
+        embed = 2 * P * D * (2 if self.previous_patch else 1)
+        return self.n_layers * block + embed + self.n_patches * D + 2 * P * D
 
     @property
     def n_patches(self) -> int:

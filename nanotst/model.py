@@ -306,13 +306,25 @@ class PatchForecaster(nn.Module):
         mu, sigma, _ = self.predict(patches, mask, False, head_mask)
         return mu[:, -1], None if sigma is None else sigma[:, -1]
 
-    def embed_input(self, patches, mask):
-        """The embedding's input: the patch, and with config.input_mask its padding mask too."""
-        return torch.cat([patches, mask], dim=-1) if self.config.input_mask else patches
+    def embed_input(self, patches, mask, before=None):
+        """The embedding's input: the patch, and with config.input_mask its padding mask too.
+        With config.previous_patch, each token also reads the input of the patch before it, so a
+        flip that falls on a patch boundary is visible inside one token; before (patches, mask)
+        (1 or B, 1, P) is the patch before the first one (default: none, zeros, i.e. padding)."""
+        read = lambda p, m: torch.cat([p, m], dim=-1) if self.config.input_mask else p
+        current = read(patches, mask)
+        if not self.config.previous_patch:
+            return current
+        if before is None:
+            first = current.new_zeros(current.size(0), 1, current.size(2))
+        else:
+            first = read(*before).expand(current.size(0), 1, -1)
+        return torch.cat([current, torch.cat([first, current[:, :-1]], dim=1)], dim=-1)
 
     @property
     def embed_width(self) -> int:
-        return self.config.patch_size * (2 if self.config.input_mask else 1)
+        current = self.config.patch_size * (2 if self.config.input_mask else 1)
+        return current * (2 if self.config.previous_patch else 1)
 
     def loss(self, pred: Prediction, y: torch.Tensor, nll_beta: float = 0.0) -> torch.Tensor:
         """Next-patch loss in normalized space: MSE, or Gaussian NLL where there is a sigma.
@@ -454,10 +466,10 @@ class Transformer(PatchForecaster):
     def make_head(self) -> nn.Module:
         return nn.Linear(self.config.d_model, self.config.patch_size)
 
-    def embed_patches(self, patches, mask, following: int = 0):
+    def embed_patches(self, patches, mask, following: int = 0, before=None):
         """(B, N, P) patches and mask -> (B, N, D) token embeddings, positions included
-        (following: patches after these in the window)."""
-        h = self.embed(self.embed_input(patches, mask))
+        (following: patches after these in the window; before: see embed_input)."""
+        h = self.embed(self.embed_input(patches, mask, before))
         if self.pos is not None:
             h = h + positions(self.pos, patches.size(1), following)
         return self.drop(h)
@@ -521,7 +533,7 @@ class Transformer(PatchForecaster):
         pre_patches, pre_mask, _, _ = self.patchify(prefix, stats=(loc, scale))
         own_patches, own_mask, _, _ = self.patchify(own, stats=(loc, scale))
         x_pre = self.embed_patches(pre_patches, pre_mask, following=own_patches.size(1))
-        x = self.embed_patches(own_patches, own_mask)
+        x = self.embed_patches(own_patches, own_mask, before=(pre_patches[:, -1:], pre_mask[:, -1:]))
         for i, block in enumerate(self.blocks):
             x_pre, x = block.forward_shared(x_pre, x, i == len(self.blocks) - 1,
                                             None if head_mask is None else head_mask[i])
@@ -559,6 +571,19 @@ def with_dropout(model: PatchForecaster, p: float) -> PatchForecaster:
         return model
     new = build_model(replace(model.config, dropout=p))
     new.load_state_dict(model.state_dict())
+    return new
+
+
+def with_previous_patch(model: PatchForecaster) -> PatchForecaster:
+    """The same weights in a model whose embedding also reads the patch before each token
+    (config.previous_patch), the new inputs' weights zero: it forecasts exactly as before and
+    learns to use them as it trains. A model that has them, or has no embedding, is returned."""
+    if model.config.previous_patch or "embed.weight" not in model.state_dict():
+        return model
+    new = build_model(replace(model.config, previous_patch=True))
+    state = dict(model.state_dict())
+    state["embed.weight"] = torch.cat([state["embed.weight"], torch.zeros_like(state["embed.weight"])], dim=1)
+    new.load_state_dict(state)
     return new
 
 

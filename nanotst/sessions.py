@@ -278,6 +278,7 @@ EXPERIMENTS = {
     "position": "Positions: rotary (distances between patches), learned (one vector each), or both",
     "padding": "Padding mask: the embedding knows which values are padding, or it does not",
     "loss": "Loss: plain Gaussian NLL against beta-NLL (beta 0.5, the shipped model's last stage)",
+    "previous": "Previous patch: each token reads its own patch, or the patch before it too",
 }
 
 
@@ -312,6 +313,9 @@ def experiment_variants(kind: str, steps: int = 300, settings: TrainSettings | N
     if kind == "padding":
         return [Variant("mask in the embedding", _base(s, input_mask=True), tc),
                 Variant("no mask (padding looks like the mean)", _base(s, input_mask=False), tc)]
+    if kind == "previous":
+        return [Variant("own patch only", _base(s), tc),
+                Variant("own and previous patch", _base(s, previous_patch=True), tc)]
     if kind == "loss":
         return [Variant("plain NLL", _base(s), tc), Variant("beta-NLL 0.5", _base(s), replace(tc, nll_beta=0.5))]
     raise KeyError(f"unknown experiment {kind!r}; known: {', '.join(EXPERIMENTS)}")

@@ -42,6 +42,10 @@ EXPLAIN = {
             "for a given μ stays the same. Both are judged on the same next-patch MSE. The shipped "
             "model's last stage used β 0.5: 4% better on real series, 6% on synthetic shapes "
             "(checkpoints/README.md).",
+    "previous": "A token normally reads only its own 32 values, so a square wave that flips exactly "
+                "on a patch boundary gives it no cue about where in the cycle it is. With the previous "
+                "patch, each token also reads the 32 values before its own: the flip is inside "
+                "one token's view. It adds 64 × d_model weights to the embedding and nothing else.",
 }
 
 st.title("Experiments")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from nanotst.checkpoints import load_checkpoint
 from nanotst.cli import main
@@ -221,6 +222,19 @@ def test_train_init_may_add_rotary_positions_to_a_learned_model(tiny_checkpoint,
     # going to rotary alone would throw the learned table away
     r = nanotst("train", "--init", tiny_checkpoint, "--position", "rope", "--out", tmp_path / "x.pt")
     assert "pos.weight" in assert_one_line_error(r)
+
+
+def test_train_init_may_give_the_embedding_the_previous_patch(tiny_checkpoint, tmp_path):
+    start = load_checkpoint(tiny_checkpoint)
+    out = tmp_path / "previous.pt"
+    r = nanotst("train", "--init", tiny_checkpoint, "--previous-patch", "--n-series", "32", "--epochs", "1",
+                "--batch-size", "16", "--lr", "1e-9", "--threads", "1", "--no-report", "--out", out)
+    assert r.returncode == 0, r.stderr
+    cont = load_checkpoint(out)
+    assert cont.model_config == replace(start.model_config, previous_patch=True)
+    width = start.model.embed_width
+    torch.testing.assert_close(cont.model.embed.weight[:, :width], start.model.embed.weight, atol=1e-5, rtol=0)
+    assert cont.model.embed.weight[:, width:].abs().max() < 1e-5     # the new inputs start at zero
 
 
 def test_train_init_refuses_model_flags_that_disagree(tiny_checkpoint, tmp_path):

@@ -60,13 +60,14 @@ def test_a_path_does_not_depend_on_how_many_run_beside_it():
 
 # ---- the second patch: the paths share the context's tokens
 
-@pytest.mark.parametrize("rung,causal,position", [("nanotst", True, "rope"), ("transformer", True, "learned"),
-                                                  ("nanotst", True, "both"), ("nanotst", False, "both"),
-                                                  ("attention", True, "learned"), ("linear", True, "learned")])
+@pytest.mark.parametrize("rung,causal,position,previous", [
+    ("nanotst", True, "rope", False), ("transformer", True, "learned", False), ("nanotst", True, "both", False),
+    ("nanotst", False, "both", False), ("attention", True, "learned", False), ("linear", True, "learned", False),
+    ("nanotst", True, "both", True), ("transformer", True, "rope", True)])
 @pytest.mark.parametrize("kept,own", [(56, 8), (43, 16), (5, 8), (8, 56)])
-def test_shared_windows_give_what_each_whole_window_gives(rung, causal, position, kept, own):
+def test_shared_windows_give_what_each_whole_window_gives(rung, causal, position, previous, kept, own):
     from nanotst.model import PatchForecaster, window_stats
-    model = tiny(rung, causal=causal, position=position)
+    model = tiny(rung, causal=causal, position=position, previous_patch=previous)
     prefix, mine = torch.randn(1, kept), torch.randn(4, own)
     loc, scale = window_stats(torch.cat([prefix, mine[:1]], dim=1))
     with torch.inference_mode():

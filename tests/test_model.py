@@ -190,6 +190,40 @@ def test_a_rotary_model_moved_to_both_positions_forecasts_exactly_as_before(tiny
         with_position(both, "rope")
 
 
+@pytest.mark.parametrize("rung", ["attention", "transformer", "nanotst"])
+def test_with_previous_patch_each_token_also_reads_the_patch_before_it(tiny_config, rung):
+    model = make(tiny_config, rung, previous_patch=True)
+    plain = make(tiny_config, rung)
+    x = torch.randn(2, 64)
+    patches, mask, _, _ = model.patchify(x)
+    inputs = model.embed_input(patches, mask)                      # (B, N, 4P): patch, mask, previous two
+    width = 2 * tiny_config.patch_size
+    assert inputs.shape[-1] == model.embed_width == 2 * plain.embed_width
+    torch.testing.assert_close(inputs[:, 1:, width:], inputs[:, :-1, :width])
+    assert (inputs[:, 0, width:] == 0).all()                       # nothing before the first patch
+    # a change to patch 2 reaches token 3's embedding at once only when it reads the patch before
+    moved = x.clone()
+    moved[:, 16:24] += 5.0
+    for m, reaches in ((model, True), (plain, False)):
+        before, after = (m.embed(m.embed_input(*m.patchify(v, stats=(0.0, 1.0))[:2])) for v in (x, moved))
+        assert torch.allclose(before[:, 3], after[:, 3]) != reaches
+        assert torch.allclose(before[:, :2], after[:, :2])
+
+
+def test_a_model_given_the_previous_patch_forecasts_exactly_as_before(tiny_config):
+    from nanotst.model import with_previous_patch
+    plain = make(tiny_config, "nanotst", position="both")
+    wide = with_previous_patch(plain)
+    assert wide.config == dataclasses.replace(plain.config, previous_patch=True)
+    assert wide.embed.weight.shape[1] == 2 * plain.embed.weight.shape[1]
+    assert (wide.embed.weight[:, plain.embed_width:] == 0).all()
+    x = torch.randn(2, 48)
+    torch.testing.assert_close(wide(x).mu, plain(x).mu)
+    assert with_previous_patch(wide) is wide
+    linear = make(tiny_config, "linear")
+    assert with_previous_patch(linear) is linear                   # no embedding: nothing to add
+
+
 def test_constant_series_normalizes_to_zeros(tiny_config):
     pred = make(tiny_config)(torch.full((1, 64), 3.0))
     assert torch.isfinite(pred.mu).all()
