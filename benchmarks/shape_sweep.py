@@ -1,6 +1,7 @@
 """Periodic shapes at many periods: how NanoTST's median compares with repeating the last cycle.
 
     python benchmarks/shape_sweep.py checkpoints/default.pt [other.pt ...]
+    python benchmarks/shape_sweep.py --peers checkpoints/default.pt    # AutoTheta and AutoETS too
 
 Five shapes (sine, square, sawtooth, triangle, pulse) at 14 periods from 3 to 256 values (most of
 them neither divisors nor multiples of the 32-value patch), random phase, duty cycle and
@@ -8,7 +9,8 @@ amplitude, noise 0.1 x amplitude, two draws each (140 series, fixed seed 7, inde
 forecast-quality suite's). The rules are forecast_quality.py's: hold out two seasons (8 to 64
 values), 512 values of context, MAE relative to seasonal naive. Prints, per checkpoint, the
 geometric mean per shape and over all, the share of series worse than 1.1x seasonal naive, and
-the 80% band's coverage.
+the 80% band's coverage. With --peers, statsforecast's AutoTheta and AutoETS (season = the true
+period) on the same series, in the same run (pip install -r requirements-bench.txt).
 """
 from __future__ import annotations
 
@@ -46,15 +48,36 @@ def sweep_series(seed: int = 7, draws: int = 2):
                 yield shape, period, values, horizon
 
 
-def score(model, n_samples: int = 100) -> list[dict]:
+def nanotst(path: str, n_samples: int = 100):
+    """A forecaster (context, horizon, period) -> (median, lower, upper of the 80% band)."""
+    model = load_checkpoint(path).model
+
+    def run(context, horizon, period):
+        fc = forecast(model, context, horizon, n_samples=n_samples, seed=0)
+        return (fc.median, *fc.interval(0.8))
+    return run
+
+
+def peer(name: str):
+    import warnings
+    from statsforecast.models import AutoETS, AutoTheta
+
+    def run(context, horizon, period):
+        warnings.filterwarnings("ignore")
+        out = {"AutoETS": AutoETS, "AutoTheta": AutoTheta}[name](season_length=period).forecast(
+            y=context, h=horizon, level=[80])
+        return out["mean"], out["lo-80"], out["hi-80"]
+    return run
+
+
+def score(forecaster) -> list[dict]:
     rows = []
     for shape, period, values, horizon in sweep_series():
         context, truth = values[:-horizon], values[-horizon:]
-        fc = forecast(model, context, horizon, n_samples=n_samples, seed=0)
+        median, lo, hi = forecaster(context, horizon, period)
         snaive = np.mean(np.abs(seasonal_naive_forecast(context, horizon, period) - truth))
-        lo, hi = fc.interval(0.8)
         rows.append({"shape": shape, "period": period,
-                     "rel_mae": float(np.mean(np.abs(fc.median - truth)) / snaive),
+                     "rel_mae": float(np.mean(np.abs(median - truth)) / snaive),
                      "coverage": float(np.mean((truth >= lo) & (truth <= hi)))})
     return rows
 
@@ -63,10 +86,14 @@ def gmean(values) -> float:
     return float(np.exp(np.mean(np.log(values))))
 
 
-def main(paths: list[str]) -> None:
+def main(args: list[str]) -> None:
     torch.set_num_threads(1)
-    for path in paths or ["checkpoints/default.pt"]:
-        rows = score(load_checkpoint(path).model)
+    paths = [a for a in args if a != "--peers"] or ["checkpoints/default.pt"]
+    methods = [(path, nanotst(path)) for path in paths]
+    if "--peers" in args:
+        methods += [(name, peer(name)) for name in ("AutoTheta", "AutoETS")]
+    for path, forecaster in methods:
+        rows = score(forecaster)
         rel = np.array([r["rel_mae"] for r in rows])
         per_shape = "  ".join(f"{s} {gmean([r['rel_mae'] for r in rows if r['shape'] == s]):.3f}"
                               for s in WAVE_SHAPES)
