@@ -380,6 +380,23 @@ def test_experiment_runs_with_progress(ckpt_dir):
     assert at.success and "reads the answer" in at.success[0].value
 
 
+def test_the_previous_patch_experiment_runs_both_inputs(ckpt_dir):
+    at = open_page("pages/experiments.py")
+    at.radio(key="exp_kind").set_value("previous").run()
+    assert any("patch boundary" in c.value for c in at.caption)
+    at.select_slider(key="exp_steps").set_value(20).run()
+    at.button(key="exp_run").click().run()
+    for _ in range(60):
+        if not at.session_state["exp_running"]:
+            break
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    run = at.session_state["exp_runs"]["previous"]
+    assert run.done and set(run.results) == {"own patch only", "own and previous patch"}
+    assert run.models["own and previous patch"].config.previous_patch
+    assert run.results["own and previous patch"]["params"] > run.results["own patch only"]["params"]
+
+
 @pytest.mark.parametrize("rung", ["linear", "attention"])
 def test_analysis_pages_work_for_other_rungs(rung, tmp_path, monkeypatch):
     torch.manual_seed(0)
