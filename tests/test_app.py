@@ -360,17 +360,22 @@ def test_good_upload_becomes_active(ckpt_dir, tiny_default):
     assert "mine.pt (uploaded)" in at.sidebar.caption[0].value
 
 
-def test_experiment_runs_with_progress(ckpt_dir):
+def run_experiment(kind: str, steps: int = 20):
+    """The Experiments page after running one experiment to the end: (page, its run)."""
     at = open_page("pages/experiments.py")
-    at.radio(key="exp_kind").set_value("causal").run()
-    at.select_slider(key="exp_steps").set_value(20).run()
+    at.radio(key="exp_kind").set_value(kind).run()
+    at.select_slider(key="exp_steps").set_value(steps).run()
     at.button(key="exp_run").click().run()
     for _ in range(60):
         if not at.session_state["exp_running"]:
             break
         at.run()
     assert not at.exception, [e.value for e in at.exception]
-    run = at.session_state["exp_runs"]["causal"]
+    return at, at.session_state["exp_runs"][kind]
+
+
+def test_experiment_runs_with_progress(ckpt_dir):
+    at, run = run_experiment("causal")
     assert run.done and set(run.results) == {"causal (honest)", "causal=False (cheats)"}
     assert all(r["seeds"] == 3 for r in run.results.values())
     titles = [s["layout"]["title"]["text"] for s in specs(at)]
@@ -381,17 +386,8 @@ def test_experiment_runs_with_progress(ckpt_dir):
 
 
 def test_the_previous_patch_experiment_runs_both_inputs(ckpt_dir):
-    at = open_page("pages/experiments.py")
-    at.radio(key="exp_kind").set_value("previous").run()
+    at, run = run_experiment("previous")
     assert any("patch boundary" in c.value for c in at.caption)
-    at.select_slider(key="exp_steps").set_value(20).run()
-    at.button(key="exp_run").click().run()
-    for _ in range(60):
-        if not at.session_state["exp_running"]:
-            break
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    run = at.session_state["exp_runs"]["previous"]
     assert run.done and set(run.results) == {"own patch only", "own and previous patch"}
     assert run.models["own and previous patch"].config.previous_patch
     assert run.results["own and previous patch"]["params"] > run.results["own patch only"]["params"]
