@@ -393,6 +393,21 @@ def test_the_previous_patch_experiment_runs_both_inputs(ckpt_dir):
     assert run.results["own and previous patch"]["params"] > run.results["own patch only"]["params"]
 
 
+def test_every_page_works_for_a_model_that_reads_the_previous_patch(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, previous_patch=True)).eval()
+    path = tmp_path / "previous.pt"
+    save_checkpoint(path, model, name="previous")
+    monkeypatch.setenv(DEFAULT_CHECKPOINT_ENV, str(path))
+    monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    for page in ("pages/signals.py", "pages/attention.py", "pages/inside.py", "pages/forecast.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert "previous" in at.sidebar.caption[0].value
+
+
 @pytest.mark.parametrize("rung", ["linear", "attention"])
 def test_analysis_pages_work_for_other_rungs(rung, tmp_path, monkeypatch):
     torch.manual_seed(0)
