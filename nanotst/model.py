@@ -8,7 +8,9 @@
 Every rung instance-normalizes its input (so their losses are comparable), cuts it into patches
 and predicts patch n+1 from patches 0..n. An input that is not a whole number of patches is
 padded at the start; a mask says which values are padding, so the normalization ignores them
-and the embedding can tell them from data (as in TimesFM). As in a GPT, the targets are the input shifted by one
+and the embedding can tell them from data (as in TimesFM); with config.previous_patch a token's
+embedding reads the patch before it too (an experiment; the shipped model reads its own patch
+only). As in a GPT, the targets are the input shifted by one
 step, here one patch: `x, y = next_patch_pairs(series, P)`. The normalization statistics come
 from x only, so the prediction after the last input patch never sees its target's mean and spread
 (it is exactly what a forecast asks for). `forward` returns a Prediction and stores nothing on
