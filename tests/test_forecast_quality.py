@@ -42,3 +42,30 @@ def test_scores_follow_the_rules():
     assert s["rel_mae"] == 0 and s["coverage_80"] == 1 and s["mase"] == 0
     # two seasons, clipped to 8..64
     assert [fq.Series("x", y, m, "real", "").horizon for m in (1, 4, 12, 52, 48)] == [8, 8, 24, 64, 64]
+
+
+def test_the_shape_sweep_scores_every_shape_and_period(tmp_path):
+    from benchmarks import shape_sweep as sweep
+    from nanotst.baselines import seasonal_naive_forecast
+    from nanotst.checkpoints import save_checkpoint
+    from nanotst.data import WAVE_SHAPES
+
+    series = list(sweep.sweep_series())
+    assert len(series) == len(WAVE_SHAPES) * len(sweep.PERIODS) * 2
+    for _, period, values, horizon in series:
+        assert horizon == min(64, max(8, 2 * period)) and len(values) == sweep.CONTEXT + horizon
+
+    def repeat_last_cycle(context, horizon, period):
+        point = seasonal_naive_forecast(context, horizon, period)
+        return point, point - 1, point + 1
+    rows = sweep.score(repeat_last_cycle)
+    assert {(r["shape"], r["period"]) for r in rows} == {(s, p) for s in WAVE_SHAPES for p in sweep.PERIODS}
+    assert all(r["rel_mae"] == pytest.approx(1.0) for r in rows)      # seasonal naive is the unit
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, dropout=0.0)).eval(),
+                    name="tiny")
+    rows = sweep.score(sweep.nanotst(str(path), n_samples=10))
+    assert len(rows) == len(series)
+    assert all(np.isfinite(r["rel_mae"]) and 0 <= r["coverage"] <= 1 for r in rows)
