@@ -14,6 +14,7 @@ period) on the same series, in the same run (pip install -r requirements-bench.t
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -59,13 +60,13 @@ def nanotst(path: str, n_samples: int = 100):
 
 
 def peer(name: str):
+    """statsforecast's `name` (forecast_quality's peers) as a forecaster, season = the true period."""
     import warnings
-    from statsforecast.models import AutoETS, AutoTheta
+    from benchmarks.forecast_quality import _peer_model
 
     def run(context, horizon, period):
         warnings.filterwarnings("ignore")
-        out = {"AutoETS": AutoETS, "AutoTheta": AutoTheta}[name](season_length=period).forecast(
-            y=context, h=horizon, level=[80])
+        out = _peer_model(name, period).forecast(y=context, h=horizon, level=[80])
         return out["mean"], out["lo-80"], out["hi-80"]
     return run
 
@@ -86,11 +87,14 @@ def gmean(values) -> float:
     return float(np.exp(np.mean(np.log(values))))
 
 
-def main(args: list[str]) -> None:
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="*", default=["checkpoints/default.pt"])
+    parser.add_argument("--peers", action="store_true", help="AutoTheta and AutoETS on the same series")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    paths = [a for a in args if a != "--peers"] or ["checkpoints/default.pt"]
-    methods = [(path, nanotst(path)) for path in paths]
-    if "--peers" in args:
+    methods = [(path, nanotst(path)) for path in args.checkpoints]
+    if args.peers:
         methods += [(name, peer(name)) for name in ("AutoTheta", "AutoETS")]
     for path, forecaster in methods:
         rows = score(forecaster)
@@ -105,4 +109,4 @@ def main(args: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
