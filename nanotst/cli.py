@@ -24,7 +24,7 @@ from .config import POSITIONS, ConfigError, ModelConfig, TrainConfig
 from .data import MIXES, SignalError
 from .files import atomic_write
 from .forecast import QUANTILES, ForecastError, forecast
-from .model import with_dropout, with_position, with_previous_patch
+from .model import with_dropout, with_inputs, with_position
 from .userdata import DataError, future_times
 
 EXPECTED_ERRORS = (ConfigError, SignalError, CheckpointError, DataError, BacktestError, ForecastError,
@@ -83,10 +83,13 @@ def add_train(sub) -> None:
     g.add_argument("--previous-patch", action="store_true",
                    help="the patch embedding also reads the patch before each token (with --init: the new "
                         "inputs start at zero weight, so the model starts exactly where the checkpoint was)")
+    g.add_argument("--seasonal-patch", action="store_true",
+                   help="the patch embedding also reads the values one season before the patch each token "
+                        "predicts, the season found in the window (with --init: new inputs at zero weight)")
     g.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
                    help="start from this checkpoint's weights and model config (then leave out the model "
-                        "flags; only --dropout, a training setting, --position where the weights fit, and "
-                        "--previous-patch may change)")
+                        "flags; only --dropout, a training setting, --position where the weights fit, "
+                        "--previous-patch and --seasonal-patch may change)")
     g = p.add_argument_group("training")
     for name in ("n_series", "epochs", "batch_size", "seed"):
         g.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(t, name))
@@ -122,8 +125,9 @@ def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
 def _architecture(config: ModelConfig) -> ModelConfig:
     """What --init must keep: the config without its dropout (a training setting), its
     position encoding (with_position checks that the weights fit another one) and whether the
-    embedding reads the previous patch (with_previous_patch adds it)."""
-    return replace(config, dropout=0.0, position=ModelConfig.position, previous_patch=False)
+    embedding reads the previous or the seasonal patch (with_inputs adds them)."""
+    return replace(config, dropout=0.0, position=ModelConfig.position, previous_patch=False,
+                   seasonal_patch=False)
 
 
 def _progress(trainer, start: float) -> str:
@@ -157,15 +161,14 @@ def cmd_train(args) -> int:
         init_model = load_checkpoint(args.init).model
         if _architecture(model_config) not in (_architecture(ModelConfig()), _architecture(init_model.config)):
             raise CLIError("--init takes the model config from the checkpoint; leave out the model flags "
-                           "(--position, --dropout and --previous-patch may change)")
+                           "(--position, --dropout, --previous-patch and --seasonal-patch may change)")
         try:      # --position may change how positions are encoded where the weights fit
             init_model = with_position(init_model, args.position or init_model.config.position)
         except ValueError as e:
             raise CLIError(f"--position: {e}") from None
         if args.dropout is not None:
             init_model = with_dropout(init_model, args.dropout)
-        if args.previous_patch:
-            init_model = with_previous_patch(init_model)
+        init_model = with_inputs(init_model, args.previous_patch, args.seasonal_patch)
         model_config = None
     if args.max_steps is not None and args.max_steps < 1:
         raise CLIError(f"--max-steps must be a positive integer, got {args.max_steps}")

@@ -78,6 +78,7 @@ class ModelConfig:
     position: str = "learned"    # see POSITIONS
     input_mask: bool = True      # the patch embedding also reads which values are padding
     previous_patch: bool = False  # ... and the patch before it: a token sees 2 patches of values
+    seasonal_patch: bool = False  # ... and the values one season before the patch it predicts
 
     def __post_init__(self):
         _require(self.rung in RUNGS, "rung", f"must be one of {', '.join(RUNGS)}, got {self.rung!r}")
@@ -95,7 +96,7 @@ class ModelConfig:
         _require(isinstance(self.causal, bool), "causal", f"must be true or false, got {self.causal!r}")
         _require(self.position in POSITIONS, "position",
                  f"must be one of {', '.join(POSITIONS)}, got {self.position!r}")
-        for name in ("input_mask", "previous_patch"):
+        for name in ("input_mask", "previous_patch", "seasonal_patch"):
             _require(isinstance(getattr(self, name), bool), name,
                      f"must be true or false, got {getattr(self, name)!r}")
         _require(isinstance(self.min_sigma, (int, float)) and 0 < self.min_sigma < 1e6,
@@ -108,7 +109,7 @@ class ModelConfig:
         """Parameters of the blocks and embeddings (the bulk of any rung), without building it."""
         D, P = self.d_model, self.patch_size
         block = 4 * D * D + 2 * self.ffn_mult * D * D
-        embed = 2 * P * D * (2 if self.previous_patch else 1)
+        embed = 2 * P * D * (1 + self.previous_patch + self.seasonal_patch)
         return self.n_layers * block + embed + self.n_patches * D + 2 * P * D
 
     @property

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from .metrics import BAND_LEVELS, band_quantiles
-from .model import PatchForecaster, eval_mode, window_stats
+from .model import PatchForecaster, eval_mode, seasonal_lag, window_stats
 
 QUANTILES = band_quantiles()    # (0.025, 0.1, 0.25, 0.5, 0.75, 0.9, 0.975): the bands' edges
 MAX_HORIZON = 10_000            # values ahead
@@ -65,6 +65,7 @@ class Forecast:
     patch_size: int
     probabilistic: bool                 # False: an MSE rung, every path is the mean
     sigma_scale: float = 1.0            # how much the context widened every step's sigma
+    season_lag: int | None = None       # with config.seasonal_patch: the lag the model read
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -165,13 +166,15 @@ def context_sigma_scale(patches: torch.Tensor, observed: torch.Tensor, mu: torch
 
 def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Tensor,
                  head_mask: torch.Tensor | None = None, first=None,
-                 shared_patches: int = SHARED_PATCHES) -> torch.Tensor:
+                 shared_patches: int = SHARED_PATCHES, lag=None) -> torch.Tensor:
     """Roll the model forward. context (1, C) any length, noise (N, H, P) standard normal (times
     the bands' calibration factor, see context_sigma_scale).
 
     Returns (N, H*P) sample paths in the context's units. For MSE rungs the noise is ignored.
     head_mask: heads switched off for every step (an ablation, see model.forward). first: the
     model's (mu, sigma, loc, scale) of the patch after the context, where the caller has it.
+    lag: the season's lag every step reads (a model with config.seasonal_patch; default: the
+    context's, see model.seasonal_lag).
 
     Every path shares the first step. After it, a path's window is the context's most recent
     values and then the path's own patches. While a path has at most shared_patches of its own,
@@ -182,7 +185,10 @@ def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Ten
     """
     L, P = model.config.context_length, model.config.patch_size
     n, horizon, _ = noise.shape
-    mu, sigma, loc, scale = first or model.predict_next(context[:, -L:], head_mask=head_mask)
+    if model.config.seasonal_patch and lag is None:
+        patches, observed, _, _ = model.patchify(context[:, -L:])
+        lag = seasonal_lag(patches, observed)
+    mu, sigma, loc, scale = first or model.predict_next(context[:, -L:], head_mask=head_mask, lag=lag)
     noise = torch.cat([noise.new_zeros(1, *noise.shape[1:]), noise])  # row 0: the noise-free path
     own = context.new_zeros(n + 1, 0)                                  # each row's sampled values
     for h in range(horizon):
@@ -190,10 +196,10 @@ def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Ten
             kept = context[:, max(0, context.size(1) - L + own.size(1)):]   # the context in each window
             if own.size(1) <= shared_patches * P and kept.size(1) > 0:
                 loc, scale = window_stats(torch.cat([kept, own[:1]], dim=1))
-                mu, sigma = model.predict_next_shared(kept, own, loc, scale, head_mask=head_mask)
+                mu, sigma = model.predict_next_shared(kept, own, loc, scale, head_mask=head_mask, lag=lag)
             else:
                 window = torch.cat([kept.expand(n + 1, -1), own], dim=1)[:, -L:]
-                mu, sigma, loc, scale = model.predict_next(window, head_mask=head_mask)
+                mu, sigma, loc, scale = model.predict_next(window, head_mask=head_mask, lag=lag)
         z = mu if sigma is None else mu + sigma * noise[:, h]            # (N + 1, P)
         own = torch.cat([own, (z * scale + loc).expand(n + 1, -1)], dim=1)
     return own[1:]
@@ -242,11 +248,12 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
         # one pass over the context: the first patch's forecast, and the one-step errors the
         # bands are calibrated on
         patches, observed, unit_loc, unit_scale = model.patchify(x)
-        mu, sigma, _ = model.predict(patches, observed, False, head_mask)
+        lag = seasonal_lag(patches, observed) if cfg.seasonal_patch else None
+        mu, sigma, _ = model.predict(patches, observed, False, head_mask, lag)
         sigma_scale = context_sigma_scale(patches, observed, mu, sigma) if calibrate else 1.0
         first = (mu[:, -1], None if sigma is None else sigma[:, -1], unit_loc, unit_scale)
         samples = sample_paths(model, x, noise * sigma_scale, head_mask, first,
-                               shared_patches)[:, :horizon]
+                               shared_patches, lag)[:, :horizon]
         samples = samples.double().cpu().numpy() * scale + loc
 
     notes = []
@@ -256,6 +263,10 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
     if padded:
         notes.append(f"padded {padded} values at the start to make whole patches of {P} "
                      f"(masked: the model knows they are not data)")
+    if lag is not None:
+        notes.append(f"the context repeats itself best {int(lag)} values back: each patch's forecast "
+                     f"also read the values that far before it" if int(lag) > P else
+                     "the context does not repeat itself: the model read no season")
     if sigma_scale > 1.05:
         notes.append(f"bands widened {sigma_scale:.2f}x: the model's own one-step errors on the "
                      f"latest patches of this context were larger than its sigma")
@@ -264,7 +275,8 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
         samples=samples, mean=samples.mean(axis=0), median=np.median(samples, axis=0),
         quantiles={q: qs[i] for i, q in enumerate(levels)}, context=values,
         padded=padded, truncated=truncated, patch_size=P,
-        probabilistic=cfg.probabilistic, sigma_scale=sigma_scale, notes=notes)
+        probabilistic=cfg.probabilistic, sigma_scale=sigma_scale,
+        season_lag=None if lag is None else int(lag), notes=notes)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ Every rung instance-normalizes its input (so their losses are comparable), cuts 
 and predicts patch n+1 from patches 0..n. An input that is not a whole number of patches is
 padded at the start; a mask says which values are padding, so the normalization ignores them
 and the embedding can tell them from data (as in TimesFM); with config.previous_patch a token's
-embedding reads the patch before it too (an experiment; the shipped model reads its own patch
-only). As in a GPT, the targets are the input shifted by one
+embedding reads the patch before it too (an experiment), and with config.seasonal_patch the values
+one season before the patch it predicts, the season found in the window (seasonal_lag). As in a GPT, the targets are the input shifted by one
 step, here one patch: `x, y = next_patch_pairs(series, P)`. The normalization statistics come
 from x only, so the prediction after the last input patch never sees its target's mean and spread
 (it is exactly what a forecast asks for). `forward` returns a Prediction and stores nothing on
@@ -271,7 +271,9 @@ class PatchForecaster(nn.Module):
         mu, sigma, attention = self.predict(patches, mask, need_attention, head_mask)
         return Prediction(mu, sigma, loc, scale, attention if need_attention else None)
 
-    def predict(self, patches, mask, need_attention, head_mask=None):
+    def predict(self, patches, mask, need_attention, head_mask=None, lag=None):
+        """patches, mask (B, N, P) -> mu, sigma (or None) (B, N, P) and the attention per layer.
+        lag: the season's lag the seasonal patches read (default: found in each window)."""
         raise NotImplementedError
 
     @property
@@ -289,44 +291,57 @@ class PatchForecaster(nn.Module):
         Overview's pipeline draws and what a probe reads. Empty for the linear rung."""
         return []
 
-    def predict_next(self, x: torch.Tensor, head_mask: torch.Tensor | None = None):
+    def predict_next(self, x: torch.Tensor, head_mask: torch.Tensor | None = None, lag=None):
         """The prediction of the patch after x (B, L): mu, sigma (or None) (B, P), loc, scale (B, 1).
-        What a forecast step needs; the transformers compute only the last position's output."""
-        pred = self(x, head_mask=head_mask)
-        sigma = None if pred.sigma is None else pred.sigma[:, -1]
-        return pred.mu[:, -1], sigma, pred.loc, pred.scale
+        What a forecast step needs; the transformers compute only the last position's output.
+        lag: the season's lag (see predict)."""
+        patches, mask, loc, scale = self.patchify(x)
+        self.check_head_mask(head_mask)
+        mu, sigma, _ = self.predict(patches, mask, False, head_mask, lag)
+        return mu[:, -1], None if sigma is None else sigma[:, -1], loc, scale
 
     def predict_next_shared(self, prefix: torch.Tensor, own: torch.Tensor, loc: torch.Tensor,
-                            scale: torch.Tensor, head_mask: torch.Tensor | None = None):
+                            scale: torch.Tensor, head_mask: torch.Tensor | None = None, lag=None):
         """The prediction of the patch after each of N windows that begin with the same values:
         prefix (1, S) shared, own (N, T) each window's own last values (whole patches), every
-        window normalized by the same loc and scale (1, 1). Returns mu, sigma (or None) (N, P).
+        window normalized by the same loc and scale (1, 1), and reading the same season's lag (default:
+        the first window's). Returns mu, sigma (or None) (N, P).
         A forecast's sample paths are such windows: the context, then each path's own patches.
         Here the windows simply run whole; the transformers run the prefix only once."""
         x = torch.cat([prefix.expand(own.size(0), -1), own], dim=1)
         patches, mask, _, _ = self.patchify(x, stats=(loc, scale))
-        mu, sigma, _ = self.predict(patches, mask, False, head_mask)
+        if self.config.seasonal_patch and lag is None:     # like loc and scale: the first window's
+            lag = seasonal_lag(patches[:1], mask[:1])
+        mu, sigma, _ = self.predict(patches, mask, False, head_mask, lag)
         return mu[:, -1], None if sigma is None else sigma[:, -1]
 
-    def embed_input(self, patches, mask, before=None):
+    def embed_input(self, patches, mask, before=None, lag=None):
         """The embedding's input: the patch, and with config.input_mask its padding mask too.
         With config.previous_patch, each token also reads the input of the patch before it, so a
-        flip that falls on a patch boundary is visible inside one token; before (patches, mask)
-        (1 or B, 1, P) is the patch before the first one (default: none, zeros, i.e. padding)."""
+        flip that falls on a patch boundary is visible inside one token. With
+        config.seasonal_patch, it also reads the values one season before the patch it predicts
+        (see seasonal_patches): a repeating shape's next patch, there to be copied.
+        before (patches, mask) (1 or B, S, P): the window's patches before these (default: none;
+        the model sees padding there). lag (B,) or (1,): the season's lag, found in the window
+        (before and patches) where not given."""
         read = lambda p, m: torch.cat([p, m], dim=-1) if self.config.input_mask else p
-        current = read(patches, mask)
-        if not self.config.previous_patch:
-            return current
-        if before is None:
-            first = current.new_zeros(current.size(0), 1, current.size(2))
-        else:
-            first = read(*before).expand(current.size(0), 1, -1)
-        return torch.cat([current, torch.cat([first, current[:, :-1]], dim=1)], dim=-1)
+        N = patches.size(1)
+        if before is not None:
+            B = patches.size(0)
+            patches = torch.cat([before[0].expand(B, -1, -1), patches], dim=1)
+            mask = torch.cat([before[1].expand(B, -1, -1), mask], dim=1)
+        inputs = [read(patches, mask)]
+        if self.config.previous_patch:
+            current = inputs[0]
+            inputs.append(torch.cat([torch.zeros_like(current[:, :1]), current[:, :-1]], dim=1))
+        if self.config.seasonal_patch:
+            inputs.append(read(*seasonal_patches(patches, mask, lag)))
+        return torch.cat(inputs, dim=-1)[:, -N:]
 
     @property
     def embed_width(self) -> int:
-        current = self.config.patch_size * (2 if self.config.input_mask else 1)
-        return current * (2 if self.config.previous_patch else 1)
+        one = self.config.patch_size * (2 if self.config.input_mask else 1)
+        return one * (1 + self.config.previous_patch + self.config.seasonal_patch)
 
     def loss(self, pred: Prediction, y: torch.Tensor, nll_beta: float = 0.0) -> torch.Tensor:
         """Next-patch loss in normalized space: MSE, or Gaussian NLL where there is a sigma.
@@ -367,6 +382,64 @@ def window_stats(x: torch.Tensor, observed: torch.Tensor | None = None):
     loc = (x * observed).sum(dim=1, keepdim=True) / count
     var = (((x - loc) * observed) ** 2).sum(dim=1, keepdim=True) / count
     return loc, var.sqrt() + NORM_EPS
+
+
+def seasonal_lag(patches: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B,) for each window (patches, mask (B, N, P)): the lag L, at least one patch and at most
+    half the observed values, at which the window best repeats itself: the highest correlation
+    between its values and those L earlier, after a straight line through it is taken out (a
+    trend would make every lag look alike). Values one lag before a patch then forecast it, as
+    seasonal naive does with a known season. A season shorter than a patch gives its smallest
+    multiple that is a patch or longer (7 -> 35 with patches of 32), and a period that is not a
+    whole number of values a multiple near one. Nothing repeats (noise, a trend): the lag is one
+    patch, and the seasonal patch is the token's own."""
+    B, N, P = patches.shape
+    x, m = patches.reshape(B, N * P).double(), mask.reshape(B, N * P).double()
+    t = torch.arange(N * P, dtype=x.dtype, device=x.device).expand(B, -1)
+    count = m.sum(1, keepdim=True).clamp_min(1.0)
+    t_mean = (t * m).sum(1, keepdim=True) / count
+    dt = (t - t_mean) * m
+    slope = (dt * x).sum(1, keepdim=True) / (dt * dt).sum(1, keepdim=True).clamp_min(1e-12)
+    x_mean = (x * m).sum(1, keepdim=True) / count
+    spread = (((x - x_mean) * m) ** 2).sum(1, keepdim=True)
+    x = (x - x_mean - slope * (t - t_mean)) * m
+    n_fft = 2 * N * P
+    f = lambda a: torch.fft.rfft(a, n=n_fft)
+    lagged = lambda a, b: torch.fft.irfft(f(a) * f(b).conj(), n=n_fft)[:, :N * P]  # [L]: sum a[t] b[t-L]
+    together = lagged(x, x)
+    energy_late, energy_early = lagged(x * x, m), lagged(m, x * x)
+    corr = together / (energy_late * energy_early).sqrt().clamp_min(1e-12)
+    lags = torch.arange(N * P, device=x.device)
+    allowed = (lags >= P) & (lags <= (count / 2).floor())                 # (B, N * P)
+    allowed &= together[:, :1] > 1e-6 * spread        # a straight line leaves only rounding errors
+    corr = corr.masked_fill(~allowed, -2.0)
+    # a peak: the highest lag within 2 either side, and not the longest lag allowed (the
+    # correlation may still be rising there)
+    peak = allowed & (corr >= F.max_pool1d(corr[:, None], 5, stride=1, padding=2)[:, 0])
+    peak[:, :-1] &= allowed[:, 1:]
+    peak[:, -1] = False
+    # every multiple of a season correlates about as well, up to sampling noise (its standard
+    # error is about (1 - r^2) / sqrt(pairs)): take the shortest peak within 2 standard errors
+    # of the best one
+    best = corr.masked_fill(~peak, -2.0).max(dim=1, keepdim=True).values
+    tolerance = 0.01 + 2 * (1 - best.clamp(-1, 1) ** 2) / (count / 2).sqrt()
+    chosen = peak & (corr >= best - tolerance)
+    lag = chosen.to(torch.int8).argmax(dim=1)                             # the first such lag
+    return torch.where(chosen.any(1), lag, torch.full_like(lag, P))
+
+
+def seasonal_patches(patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tensor | None = None):
+    """For each token of a window (patches, mask (B, N, P)), the values one lag before the patch
+    it predicts, and their mask (B, N, P): token n reads the values at positions (n + 1) P - L to
+    (n + 2) P - L - 1, all before its target since L >= P. Before the window's start they are
+    padding. lag (B,) or (1,) (default: seasonal_lag of the window)."""
+    B, N, P = patches.shape
+    lag = seasonal_lag(patches, mask) if lag is None else lag.to(patches.device).expand(B)
+    source = torch.arange(N * P, device=patches.device) + P - lag[:, None]     # (B, N * P)
+    inside = source >= 0
+    source = source.clamp_min(0)
+    take = lambda a: (a.reshape(B, N * P).gather(1, source) * inside).view(B, N, P)
+    return take(patches), take(mask)
 
 
 def positions(pos: nn.Embedding, n: int, following: int = 0) -> torch.Tensor:
@@ -412,7 +485,7 @@ class LinearBaseline(PatchForecaster):
             self.linear.weight.copy_(torch.eye(config.patch_size))
             self.linear.bias.zero_()
 
-    def predict(self, patches, mask, need_attention, head_mask=None):
+    def predict(self, patches, mask, need_attention, head_mask=None, lag=None):
         return self.linear(patches), None, []
 
 
@@ -430,8 +503,8 @@ class SingleHeadAttention(PatchForecaster):
     def head_grid(self) -> tuple[int, int]:
         return 1, 1
 
-    def predict(self, patches, mask, need_attention, head_mask=None):
-        x = self.embed(self.embed_input(patches, mask))   # (B, N, D)
+    def predict(self, patches, mask, need_attention, head_mask=None, lag=None):
+        x = self.embed(self.embed_input(patches, mask, lag=lag))   # (B, N, D)
         x, weights = self.attn(x, need_attention, head_mask=None if head_mask is None else head_mask[0])
         return self.head(x), None, [weights]
 
@@ -468,10 +541,10 @@ class Transformer(PatchForecaster):
     def make_head(self) -> nn.Module:
         return nn.Linear(self.config.d_model, self.config.patch_size)
 
-    def embed_patches(self, patches, mask, following: int = 0, before=None):
+    def embed_patches(self, patches, mask, following: int = 0, before=None, lag=None):
         """(B, N, P) patches and mask -> (B, N, D) token embeddings, positions included
-        (following: patches after these in the window; before: see embed_input)."""
-        h = self.embed(self.embed_input(patches, mask, before))
+        (following: patches after these in the window; before, lag: see embed_input)."""
+        h = self.embed(self.embed_input(patches, mask, before, lag))
         if self.pos is not None:
             h = h + positions(self.pos, patches.size(1), following)
         return self.drop(h)
@@ -480,8 +553,8 @@ class Transformer(PatchForecaster):
     def head_grid(self) -> tuple[int, int]:
         return self.config.n_layers, self.config.n_heads
 
-    def encode(self, patches, mask, need_attention, last_only: bool = False, head_mask=None):
-        x = self.embed_patches(patches, mask)                                # (B, N, D)
+    def encode(self, patches, mask, need_attention, last_only: bool = False, head_mask=None, lag=None):
+        x = self.embed_patches(patches, mask, lag=lag)                       # (B, N, D)
         attention = []
         for i, block in enumerate(self.blocks):
             x, weights = block(x, need_attention, last_only and i == len(self.blocks) - 1,
@@ -508,34 +581,37 @@ class Transformer(PatchForecaster):
         """Final-norm states (B, T, D) -> mu (B, T, P) and sigma (or None)."""
         return self.head(h), None
 
-    def predict(self, patches, mask, need_attention, head_mask=None):
-        x, attention = self.encode(patches, mask, need_attention, head_mask=head_mask)
+    def predict(self, patches, mask, need_attention, head_mask=None, lag=None):
+        x, attention = self.encode(patches, mask, need_attention, head_mask=head_mask, lag=lag)
         mu, sigma = self.read_out(x)
         return mu, sigma, attention
 
-    def predict_next(self, x: torch.Tensor, head_mask: torch.Tensor | None = None):
+    def predict_next(self, x: torch.Tensor, head_mask: torch.Tensor | None = None, lag=None):
         """As PatchForecaster.predict_next, about a quarter cheaper: the last block runs its
         attention output, FFN and head for the last position only (tests check the numbers)."""
         patches, mask, loc, scale = self.patchify(x)
         self.check_head_mask(head_mask)
-        h, _ = self.encode(patches, mask, False, last_only=True, head_mask=head_mask)  # (B, 1, D)
+        h, _ = self.encode(patches, mask, False, last_only=True, head_mask=head_mask, lag=lag)  # (B, 1, D)
         mu, sigma = self.read_out(h)
         return mu[:, 0], None if sigma is None else sigma[:, 0], loc, scale
 
-    def predict_next_shared(self, prefix, own, loc, scale, head_mask=None):
+    def predict_next_shared(self, prefix, own, loc, scale, head_mask=None, lag=None):
         """As PatchForecaster.predict_next_shared, with the shared prefix's tokens run once
         (batch 1) and each window's own tokens attending to them: a forecast's second patch runs
         one token per path instead of a whole window (tests check the numbers)."""
         if not self.config.causal:      # every token would see the windows' own ends
-            return super().predict_next_shared(prefix, own, loc, scale, head_mask)
+            return super().predict_next_shared(prefix, own, loc, scale, head_mask, lag)
         self.check_head_mask(head_mask)
         if prefix.size(1) + own.size(1) > self.config.context_length:
             raise ValueError(f"windows of {prefix.size(1)} + {own.size(1)} values are longer than "
                              f"the context length {self.config.context_length}")
         pre_patches, pre_mask, _, _ = self.patchify(prefix, stats=(loc, scale))
         own_patches, own_mask, _, _ = self.patchify(own, stats=(loc, scale))
-        x_pre = self.embed_patches(pre_patches, pre_mask, following=own_patches.size(1))
-        x = self.embed_patches(own_patches, own_mask, before=(pre_patches[:, -1:], pre_mask[:, -1:]))
+        if self.config.seasonal_patch and lag is None:    # the first (noise-free) window's
+            lag = seasonal_lag(torch.cat([pre_patches, own_patches[:1]], dim=1),
+                               torch.cat([pre_mask, own_mask[:1]], dim=1))
+        x_pre = self.embed_patches(pre_patches, pre_mask, following=own_patches.size(1), lag=lag)
+        x = self.embed_patches(own_patches, own_mask, before=(pre_patches, pre_mask), lag=lag)
         for i, block in enumerate(self.blocks):
             x_pre, x = block.forward_shared(x_pre, x, i == len(self.blocks) - 1,
                                             None if head_mask is None else head_mask[i])
@@ -576,15 +652,24 @@ def with_dropout(model: PatchForecaster, p: float) -> PatchForecaster:
     return new
 
 
-def with_previous_patch(model: PatchForecaster) -> PatchForecaster:
+def with_inputs(model: PatchForecaster, previous_patch: bool = False,
+                seasonal_patch: bool = False) -> PatchForecaster:
     """The same weights in a model whose embedding also reads the patch before each token
-    (config.previous_patch), the new inputs' weights zero: it forecasts exactly as before and
-    learns to use them as it trains. A model that has them, or has no embedding, is returned."""
-    if model.config.previous_patch or "embed.weight" not in model.state_dict():
+    (config.previous_patch) and/or the values one season before the patch it predicts
+    (config.seasonal_patch), the new inputs' weights zero: it forecasts exactly as before and
+    learns to use them as it trains. An input the model has stays; a model without an embedding
+    is returned as it is."""
+    old = model.config
+    wanted = replace(old, previous_patch=old.previous_patch or previous_patch,
+                     seasonal_patch=old.seasonal_patch or seasonal_patch)
+    if wanted == old or "embed.weight" not in model.state_dict():
         return model
-    new = build_model(replace(model.config, previous_patch=True))
+    new = build_model(wanted)
     state = dict(model.state_dict())
-    state["embed.weight"] = torch.cat([state["embed.weight"], torch.zeros_like(state["embed.weight"])], dim=1)
+    columns = lambda c: ["current"] + ["previous"] * c.previous_patch + ["seasonal"] * c.seasonal_patch
+    old_blocks = dict(zip(columns(old), state["embed.weight"].chunk(len(columns(old)), dim=1)))
+    state["embed.weight"] = torch.cat([old_blocks.get(name, torch.zeros_like(old_blocks["current"]))
+                                       for name in columns(wanted)], dim=1)
     new.load_state_dict(state)
     return new
 

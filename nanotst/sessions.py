@@ -279,6 +279,7 @@ EXPERIMENTS = {
     "padding": "Padding mask: the embedding knows which values are padding, or it does not",
     "loss": "Loss: plain Gaussian NLL against beta-NLL (beta 0.5, the shipped model's last stage)",
     "previous": "Previous patch: each token reads its own patch, or the patch before it too",
+    "seasonal": "Seasonal patch: each token reads its own patch, or also the values one season before its target",
 }
 
 
@@ -316,6 +317,9 @@ def experiment_variants(kind: str, steps: int = 300, settings: TrainSettings | N
     if kind == "previous":
         return [Variant("own patch only", _base(s), tc),
                 Variant("own and previous patch", _base(s, previous_patch=True), tc)]
+    if kind == "seasonal":
+        return [Variant("own patch only", _base(s), tc),
+                Variant("own and seasonal patch", _base(s, seasonal_patch=True), tc)]
     if kind == "loss":
         return [Variant("plain NLL", _base(s), tc), Variant("beta-NLL 0.5", _base(s), replace(tc, nll_beta=0.5))]
     raise KeyError(f"unknown experiment {kind!r}; known: {', '.join(EXPERIMENTS)}")

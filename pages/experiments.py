@@ -49,6 +49,14 @@ EXPLAIN = {
                 "Measured on the full model (checkpoints/README.md, stage 12): trained from scratch on "
                 "periodic shapes, it lowered the validation loss a little and did not make the forecasts "
                 "of sharp shapes any better; the shipped model reads its own patch only.",
+    "seasonal": "Copying a repeating shape means finding the values one season before the patch to "
+                "predict, among 16 tokens of 32 values each, which attention over whole patches does "
+                "poorly when the season is not a whole number of patches. With the seasonal patch, the "
+                "model first finds the lag at which the window repeats itself best (autocorrelation, "
+                "after taking out a straight line; a season shorter than a patch gives its smallest "
+                "multiple of at least 32 values) and each token also reads the 32 values one lag before "
+                "its target: seasonal naive's guess, as an input the model learns when to trust. It adds "
+                "64 × d_model weights to the embedding.",
 }
 
 st.title("Experiments")

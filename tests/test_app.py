@@ -393,11 +393,20 @@ def test_the_previous_patch_experiment_runs_both_inputs(ckpt_dir):
     assert run.results["own and previous patch"]["params"] > run.results["own patch only"]["params"]
 
 
-def test_every_page_works_for_a_model_that_reads_the_previous_patch(tmp_path, monkeypatch):
+def test_the_seasonal_patch_experiment_runs_both_inputs(ckpt_dir):
+    at, run = run_experiment("seasonal")
+    assert any("one season" in c.value for c in at.caption)
+    assert run.done and set(run.results) == {"own patch only", "own and seasonal patch"}
+    assert run.models["own and seasonal patch"].config.seasonal_patch
+    assert run.results["own and seasonal patch"]["params"] > run.results["own patch only"]["params"]
+
+
+@pytest.mark.parametrize("switch", ["previous_patch", "seasonal_patch"])
+def test_every_page_works_for_a_model_with_more_inputs(switch, tmp_path, monkeypatch):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, previous_patch=True)).eval()
-    path = tmp_path / "previous.pt"
-    save_checkpoint(path, model, name="previous")
+    model = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, **{switch: True})).eval()
+    path = tmp_path / f"{switch}.pt"
+    save_checkpoint(path, model, name=switch)
     monkeypatch.setenv(DEFAULT_CHECKPOINT_ENV, str(path))
     monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(tmp_path))
     at = AppTest.from_file(APP, default_timeout=60).run()
@@ -405,7 +414,7 @@ def test_every_page_works_for_a_model_that_reads_the_previous_patch(tmp_path, mo
     for page in ("pages/signals.py", "pages/attention.py", "pages/inside.py", "pages/forecast.py"):
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
-        assert "previous" in at.sidebar.caption[0].value
+        assert switch in at.sidebar.caption[0].value
 
 
 @pytest.mark.parametrize("rung", ["linear", "attention"])

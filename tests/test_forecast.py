@@ -60,21 +60,29 @@ def test_a_path_does_not_depend_on_how_many_run_beside_it():
 
 # ---- the second patch: the paths share the context's tokens
 
-@pytest.mark.parametrize("rung,causal,position,previous", [
-    ("nanotst", True, "rope", False), ("transformer", True, "learned", False), ("nanotst", True, "both", False),
-    ("nanotst", False, "both", False), ("attention", True, "learned", False), ("linear", True, "learned", False),
-    ("nanotst", True, "both", True), ("transformer", True, "rope", True)])
+@pytest.mark.parametrize("rung,causal,position,previous,seasonal", [
+    ("nanotst", True, "rope", False, False), ("transformer", True, "learned", False, False),
+    ("nanotst", True, "both", False, False), ("nanotst", False, "both", False, False),
+    ("attention", True, "learned", False, False), ("linear", True, "learned", False, False),
+    ("nanotst", True, "both", True, False), ("transformer", True, "rope", True, False),
+    ("nanotst", True, "both", False, True), ("nanotst", False, "learned", True, True),
+    ("attention", True, "learned", False, True)])
 @pytest.mark.parametrize("kept,own", [(56, 8), (43, 16), (5, 8), (8, 56)])
-def test_shared_windows_give_what_each_whole_window_gives(rung, causal, position, previous, kept, own):
-    from nanotst.model import PatchForecaster, window_stats
-    model = tiny(rung, causal=causal, position=position, previous_patch=previous)
-    prefix, mine = torch.randn(1, kept), torch.randn(4, own)
+def test_shared_windows_give_what_each_whole_window_gives(rung, causal, position, previous, seasonal,
+                                                          kept, own):
+    """...each whole window normalized like the first (noise-free) one, and reading its season."""
+    from nanotst.model import PatchForecaster, seasonal_lag, window_stats
+    model = tiny(rung, causal=causal, position=position, previous_patch=previous, seasonal_patch=seasonal)
+    t = torch.arange(kept + own, dtype=torch.float32)
+    prefix = torch.sin(t[:kept] * 2.1)[None] + 0.3 * torch.randn(1, kept)
+    mine = torch.sin(t[kept:] * 2.1) + torch.randn(4, own)                  # each path its own lag
     loc, scale = window_stats(torch.cat([prefix, mine[:1]], dim=1))
     with torch.inference_mode():
         mu, sigma = model.predict_next_shared(prefix, mine, loc, scale)
         whole = torch.cat([prefix.expand(4, -1), mine], dim=1)
         patches, mask, _, _ = model.patchify(whole, stats=(loc, scale))
-        want_mu, want_sigma, _ = model.predict(patches, mask, False)
+        lag = seasonal_lag(patches[:1], mask[:1])
+        want_mu, want_sigma, _ = model.predict(patches, mask, False, lag=lag)
     torch.testing.assert_close(mu, want_mu[:, -1], atol=1e-5, rtol=1e-5)
     if want_sigma is None:
         assert sigma is None
@@ -325,3 +333,25 @@ def test_a_single_patch_of_context_has_nothing_to_calibrate_on():
     model = with_sigma_bias(tiny(), -3.0)
     assert forecast(model, series(8), 8, n_samples=20).sigma_scale == 1.0      # one patch
     assert forecast(model, series(13), 8, n_samples=20).sigma_scale > 1.0      # 5 values + a patch
+
+
+# ---- the seasonal patch: one season's lag for the whole forecast
+
+def test_a_seasonal_forecast_reads_the_context_s_lag_at_every_step():
+    model = tiny(seasonal_patch=True, position="both")
+    t = np.arange(64)
+    values = np.sign(np.sin(2 * np.pi * t / 12 + 0.3)) + 0.1 * np.random.default_rng(0).standard_normal(64)
+    fc = forecast(model, values, 24, n_samples=4)
+    assert fc.season_lag == 12 and any("12 values back" in n for n in fc.notes)
+    assert forecast(tiny(), values, 24, n_samples=4).season_lag is None       # a model without it
+    flat = forecast(model, np.ones(64), 8, n_samples=2)
+    assert flat.season_lag == 8 and any("does not repeat" in n for n in flat.notes)
+    x = torch.as_tensor(values, dtype=torch.float32)[None]
+    noise = torch.randn(3, 3, 8, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        found = sample_paths(model, x, noise, shared_patches=1)
+        given = sample_paths(model, x, noise, shared_patches=1, lag=torch.tensor([12]))
+        other = sample_paths(model, x, noise, shared_patches=1, lag=torch.tensor([20]))
+    torch.testing.assert_close(found, given)
+    for step in range(3):                                   # every patch, shared or whole windows
+        assert not torch.allclose(found[:, 8 * step:8 * step + 8], other[:, 8 * step:8 * step + 8])

@@ -1,3 +1,4 @@
+import math
 import dataclasses
 
 import pytest
@@ -211,17 +212,101 @@ def test_with_previous_patch_each_token_also_reads_the_patch_before_it(tiny_conf
 
 
 def test_a_model_given_the_previous_patch_forecasts_exactly_as_before(tiny_config):
-    from nanotst.model import with_previous_patch
+    from nanotst.model import with_inputs
     plain = make(tiny_config, "nanotst", position="both")
-    wide = with_previous_patch(plain)
+    wide = with_inputs(plain, previous_patch=True)
     assert wide.config == dataclasses.replace(plain.config, previous_patch=True)
     assert wide.embed.weight.shape[1] == 2 * plain.embed.weight.shape[1]
     assert (wide.embed.weight[:, plain.embed_width:] == 0).all()
     x = torch.randn(2, 48)
     torch.testing.assert_close(wide(x).mu, plain(x).mu)
-    assert with_previous_patch(wide) is wide
+    assert with_inputs(wide, previous_patch=True) is wide
     linear = make(tiny_config, "linear")
-    assert with_previous_patch(linear) is linear                   # no embedding: nothing to add
+    assert with_inputs(linear, previous_patch=True) is linear      # no embedding: nothing to add
+
+
+def periodic(length, period, noise=0.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(length, dtype=torch.float32)
+    square = torch.sign(torch.sin(2 * math.pi * t / period + 0.3))
+    return (square + 0.5 * torch.sin(2 * math.pi * t / period) + noise * torch.randn(length, generator=g))[None]
+
+
+def lag_of(model, x):
+    from nanotst.model import seasonal_lag
+    patches, mask, _, _ = model.patchify(x)
+    return int(seasonal_lag(patches, mask))
+
+
+@pytest.mark.parametrize("period,lag", [(7, 35), (12, 36), (24, 48), (45, 45), (100, 100), (250, 250)])
+def test_the_seasonal_lag_is_the_smallest_multiple_of_the_period_a_patch_or_longer(period, lag):
+    model = build_model(ModelConfig(seasonal_patch=True))
+    assert lag_of(model, periodic(512, period, noise=0.3)) == lag
+    t = torch.arange(512.0)[None]
+    assert lag_of(model, periodic(512, period, noise=0.3) + 0.02 * t) == lag   # a trend hides nothing
+
+
+def test_without_a_season_the_lag_is_one_patch_and_never_reaches_past_half_the_data():
+    model = build_model(ModelConfig(seasonal_patch=True))
+    assert lag_of(model, torch.zeros(1, 512)) == 32                 # flat
+    assert lag_of(model, torch.arange(512.0)[None]) == 32           # a straight line
+    assert lag_of(model, torch.randn(1, 512).cumsum(1)) == 32       # a random walk: the nearest past is best
+    assert lag_of(model, periodic(100, 12)) == 36                   # 100 values (28 padding): 36 <= 50
+    assert lag_of(model, periodic(100, 60)) == 32                   # a season too long to see twice
+    assert lag_of(model, periodic(40, 12)) == 32                    # not two patches: nothing to compare
+
+
+def test_each_token_reads_the_values_one_lag_before_the_patch_it_predicts(tiny_config):
+    from nanotst.model import seasonal_patches
+    model = make(tiny_config, seasonal_patch=True)
+    P = tiny_config.patch_size
+    x = torch.arange(1.0, 61.0)[None]                               # 60 values: 4 of padding
+    patches, mask, _, _ = model.patchify(x, stats=(0.0, 1.0))
+    values, seen = seasonal_patches(patches, mask, torch.tensor([12]))
+    series = torch.cat([torch.zeros(4), x[0]])                      # the padded window
+    for n in range(patches.size(1)):
+        for j in range(P):
+            source = (n + 1) * P - 12 + j                           # before token n's target starts
+            assert source < (n + 1) * P
+            want = series[source] if source >= 4 else 0.0           # padding, or before the window
+            assert values[0, n, j] == want and seen[0, n, j] == (source >= 4)
+    inputs = model.embed_input(patches, mask, lag=torch.tensor([12]))
+    assert inputs.shape[-1] == model.embed_width == 4 * P           # patch, mask, seasonal values, mask
+    torch.testing.assert_close(inputs[..., 2 * P:3 * P], values)
+
+
+def test_a_change_reaches_the_token_a_season_later_and_no_token_before_it(tiny_config):
+    """With a season of 16 values (two patches), token n reads patch n - 1, so a change to patch 2
+    reaches token 3's embedding at once, and tokens 0-2 and the tokens of a plain model only
+    through attention."""
+    model = make(tiny_config, seasonal_patch=True)
+    plain = make(tiny_config)
+    x = periodic(64, 16, noise=0.1)
+    moved = x.clone()
+    moved[:, 16:24] += 3.0
+    for m, reaches in ((model, True), (plain, False)):
+        before, after = (m.embed(m.embed_input(*m.patchify(v, stats=(0.0, 1.0))[:2], lag=torch.tensor([16])))
+                         for v in (x, moved))
+        assert torch.allclose(before[:, 3], after[:, 3]) != reaches
+        assert torch.allclose(before[:, :2], after[:, :2])
+
+
+def test_a_model_given_both_new_inputs_keeps_every_weight_in_its_place(tiny_config):
+    from nanotst.model import with_inputs
+    plain = make(tiny_config, "nanotst", position="both")
+    previous = with_inputs(plain, previous_patch=True)
+    with torch.no_grad():
+        previous.embed.weight[:, plain.embed_width:] = 1.0           # as if trained
+    both = with_inputs(previous, seasonal_patch=True)
+    assert both.config == dataclasses.replace(plain.config, previous_patch=True, seasonal_patch=True)
+    torch.testing.assert_close(both.embed.weight[:, :2 * plain.embed_width], previous.embed.weight)
+    assert (both.embed.weight[:, 2 * plain.embed_width:] == 0).all()
+    x = periodic(64, 12, noise=0.1)
+    torch.testing.assert_close(both(x).mu, previous(x).mu)
+    seasonal = with_inputs(plain, seasonal_patch=True)               # the seasonal columns come last
+    assert with_inputs(seasonal, previous_patch=True).embed.weight[:, 2 * plain.embed_width:].equal(
+        seasonal.embed.weight[:, plain.embed_width:])
+    assert with_inputs(both, previous_patch=True, seasonal_patch=True) is both
 
 
 def test_constant_series_normalizes_to_zeros(tiny_config):
