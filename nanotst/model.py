@@ -315,28 +315,50 @@ class PatchForecaster(nn.Module):
         mu, sigma, _ = self.predict(patches, mask, False, head_mask, lag)
         return mu[:, -1], None if sigma is None else sigma[:, -1]
 
-    def embed_input(self, patches, mask, before=None, lag=None):
+    def season_inputs(self, patches, mask, before=None, lag=None):
+        """With config.seasonal_patch, each token's seasonal patch and its mask (B, N, P): the values
+        one season before the patch it predicts (see seasonal_patches), else None. before, lag: see
+        embed_input."""
+        if not self.config.seasonal_patch:
+            return None
+        N = patches.size(1)
+        if before is not None:
+            patches, mask = with_before(patches, mask, before)
+        values, seen = seasonal_patches(patches, mask, lag)
+        return values[:, -N:], seen[:, -N:]
+
+    def embed_input(self, patches, mask, before=None, lag=None, season=None):
         """The embedding's input: the patch, and with config.input_mask its padding mask too.
         With config.previous_patch, each token also reads the input of the patch before it, so a
         flip that falls on a patch boundary is visible inside one token. With
-        config.seasonal_patch, it also reads the values one season before the patch it predicts
-        (see seasonal_patches): a repeating shape's next patch, there to be copied.
+        config.seasonal_patch, it also reads its seasonal patch (season: see season_inputs).
         before (patches, mask) (1 or B, S, P): the window's patches before these (default: none;
         the model sees padding there). lag (B,) or (1,): the season's lag, found in the window
         (before and patches) where not given."""
         read = lambda p, m: torch.cat([p, m], dim=-1) if self.config.input_mask else p
-        N = patches.size(1)
-        if before is not None:
-            B = patches.size(0)
-            patches = torch.cat([before[0].expand(B, -1, -1), patches], dim=1)
-            mask = torch.cat([before[1].expand(B, -1, -1), mask], dim=1)
         inputs = [read(patches, mask)]
         if self.config.previous_patch:
-            current = inputs[0]
-            inputs.append(torch.cat([torch.zeros_like(current[:, :1]), current[:, :-1]], dim=1))
+            if before is None:
+                first = torch.zeros_like(inputs[0][:, :1])
+            else:
+                first = read(before[0][:, -1:], before[1][:, -1:]).expand(patches.size(0), -1, -1)
+            inputs.append(torch.cat([first, inputs[0][:, :-1]], dim=1))
         if self.config.seasonal_patch:
-            inputs.append(read(*seasonal_patches(patches, mask, lag)))
-        return torch.cat(inputs, dim=-1)[:, -N:]
+            inputs.append(read(*(season or self.season_inputs(patches, mask, before, lag))))
+        return torch.cat(inputs, dim=-1)
+
+    def with_season(self, mu, h, season):
+        """mu (B, T, P) plus each token's gate (a number read from its state h (B, T, D)) times its
+        seasonal patch: how much of the forecast is a copy of the values one season back. A
+        gate of zero ignores them; the gates start at zero. Without the switch, mu."""
+        if season is None:
+            return mu
+        return mu + self.season_gate(h) * season[0][:, -h.size(1):]
+
+    def season_gates(self, x: torch.Tensor) -> torch.Tensor | None:
+        """(B, N) each token's seasonal gate for windows x (B, L): how much of its forecast copies
+        the values one season back (see with_season); None without config.seasonal_patch."""
+        return None
 
     @property
     def embed_width(self) -> int:
@@ -442,6 +464,25 @@ def seasonal_patches(patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tenso
     return take(patches), take(mask)
 
 
+def make_season_gate(config: ModelConfig) -> nn.Linear | None:
+    """Each token's seasonal gate: one number read from its state (see with_season)."""
+    return nn.Linear(config.d_model, 1) if config.seasonal_patch else None
+
+
+def zero_season_gate(model) -> None:
+    """Start the gates at zero: the model first learns whether to copy the season at all."""
+    if model.season_gate is not None:
+        nn.init.zeros_(model.season_gate.weight)
+        nn.init.zeros_(model.season_gate.bias)
+
+
+def with_before(patches, mask, before):
+    """patches, mask (B, N, P) after the window's earlier ones, before (patches, mask) (1 or B, S, P)."""
+    B = patches.size(0)
+    return (torch.cat([before[0].expand(B, -1, -1), patches], dim=1),
+            torch.cat([before[1].expand(B, -1, -1), mask], dim=1))
+
+
 def positions(pos: nn.Embedding, n: int, following: int = 0) -> torch.Tensor:
     """Position embeddings of n patches, counted back from the newest: the last input patch
     always gets the last position, so the position a forecast reads is the same at any input
@@ -497,16 +538,30 @@ class SingleHeadAttention(PatchForecaster):
         self.embed = nn.Linear(self.embed_width, config.d_model)
         self.attn = CausalSelfAttention(config, n_heads=1)
         self.head = nn.Linear(config.d_model, config.patch_size)
+        self.season_gate = make_season_gate(config)
         self.apply(self._init_weights)
+        zero_season_gate(self)
 
     @property
     def head_grid(self) -> tuple[int, int]:
         return 1, 1
 
-    def predict(self, patches, mask, need_attention, head_mask=None, lag=None):
-        x = self.embed(self.embed_input(patches, mask, lag=lag))   # (B, N, D)
+    def states(self, patches, mask, need_attention=False, head_mask=None, lag=None):
+        """-> the attention's output (B, N, D), its weights, the seasonal patches (or None)."""
+        season = self.season_inputs(patches, mask, lag=lag)
+        x = self.embed(self.embed_input(patches, mask, season=season))   # (B, N, D)
         x, weights = self.attn(x, need_attention, head_mask=None if head_mask is None else head_mask[0])
-        return self.head(x), None, [weights]
+        return x, weights, season
+
+    def predict(self, patches, mask, need_attention, head_mask=None, lag=None):
+        x, weights, season = self.states(patches, mask, need_attention, head_mask, lag)
+        return self.with_season(self.head(x), x, season), None, [weights]
+
+    def season_gates(self, x):
+        if self.season_gate is None:
+            return None
+        h, _, _ = self.states(*self.patchify(x)[:2])
+        return self.season_gate(h)[..., 0]
 
     def hidden_states(self, x):
         patches, mask, _, _ = self.patchify(x)
@@ -532,7 +587,9 @@ class Transformer(PatchForecaster):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(config.d_model)
         self.head = self.make_head()
+        self.season_gate = make_season_gate(config)
         self.apply(self._init_weights)
+        zero_season_gate(self)
         # GPT-2 style: scale the residual projections by depth
         for name, p in self.named_parameters():
             if name.endswith("proj.weight"):
@@ -541,10 +598,10 @@ class Transformer(PatchForecaster):
     def make_head(self) -> nn.Module:
         return nn.Linear(self.config.d_model, self.config.patch_size)
 
-    def embed_patches(self, patches, mask, following: int = 0, before=None, lag=None):
+    def embed_patches(self, patches, mask, following: int = 0, before=None, season=None):
         """(B, N, P) patches and mask -> (B, N, D) token embeddings, positions included
-        (following: patches after these in the window; before, lag: see embed_input)."""
-        h = self.embed(self.embed_input(patches, mask, before, lag))
+        (following: patches after these in the window; before, season: see embed_input)."""
+        h = self.embed(self.embed_input(patches, mask, before, season=season))
         if self.pos is not None:
             h = h + positions(self.pos, patches.size(1), following)
         return self.drop(h)
@@ -554,13 +611,22 @@ class Transformer(PatchForecaster):
         return self.config.n_layers, self.config.n_heads
 
     def encode(self, patches, mask, need_attention, last_only: bool = False, head_mask=None, lag=None):
-        x = self.embed_patches(patches, mask, lag=lag)                       # (B, N, D)
+        """-> final-norm states (B, N, D) (or (B, 1, D) with last_only), the attention per layer,
+        and the seasonal patches (or None)."""
+        season = self.season_inputs(patches, mask, lag=lag)
+        x = self.embed_patches(patches, mask, season=season)                 # (B, N, D)
         attention = []
         for i, block in enumerate(self.blocks):
             x, weights = block(x, need_attention, last_only and i == len(self.blocks) - 1,
                                None if head_mask is None else head_mask[i])
             attention.append(weights)
-        return self.ln_f(x), attention
+        return self.ln_f(x), attention, season
+
+    def season_gates(self, x):
+        if self.season_gate is None:
+            return None
+        h, _, _ = self.encode(*self.patchify(x)[:2], False)
+        return self.season_gate(h)[..., 0]
 
     def hidden_states(self, x):
         patches, mask, _, _ = self.patchify(x)
@@ -577,13 +643,14 @@ class Transformer(PatchForecaster):
         block = self.blocks[layer]
         return block.attn.scores(block.ln_1(states[layer][1]))
 
-    def read_out(self, h):
-        """Final-norm states (B, T, D) -> mu (B, T, P) and sigma (or None)."""
-        return self.head(h), None
+    def read_out(self, h, season=None):
+        """Final-norm states (B, T, D) -> mu (B, T, P) and sigma (or None). season: the
+        seasonal patches of the same tokens (or of a window that ends with them)."""
+        return self.with_season(self.head(h), h, season), None
 
     def predict(self, patches, mask, need_attention, head_mask=None, lag=None):
-        x, attention = self.encode(patches, mask, need_attention, head_mask=head_mask, lag=lag)
-        mu, sigma = self.read_out(x)
+        x, attention, season = self.encode(patches, mask, need_attention, head_mask=head_mask, lag=lag)
+        mu, sigma = self.read_out(x, season)
         return mu, sigma, attention
 
     def predict_next(self, x: torch.Tensor, head_mask: torch.Tensor | None = None, lag=None):
@@ -591,8 +658,8 @@ class Transformer(PatchForecaster):
         attention output, FFN and head for the last position only (tests check the numbers)."""
         patches, mask, loc, scale = self.patchify(x)
         self.check_head_mask(head_mask)
-        h, _ = self.encode(patches, mask, False, last_only=True, head_mask=head_mask, lag=lag)  # (B, 1, D)
-        mu, sigma = self.read_out(h)
+        h, _, season = self.encode(patches, mask, False, last_only=True, head_mask=head_mask, lag=lag)
+        mu, sigma = self.read_out(h, season)                                # (B, 1, P)
         return mu[:, 0], None if sigma is None else sigma[:, 0], loc, scale
 
     def predict_next_shared(self, prefix, own, loc, scale, head_mask=None, lag=None):
@@ -610,12 +677,15 @@ class Transformer(PatchForecaster):
         if self.config.seasonal_patch and lag is None:    # the first (noise-free) window's
             lag = seasonal_lag(torch.cat([pre_patches, own_patches[:1]], dim=1),
                                torch.cat([pre_mask, own_mask[:1]], dim=1))
-        x_pre = self.embed_patches(pre_patches, pre_mask, following=own_patches.size(1), lag=lag)
-        x = self.embed_patches(own_patches, own_mask, before=(pre_patches, pre_mask), lag=lag)
+        before = (pre_patches, pre_mask)
+        x_pre = self.embed_patches(pre_patches, pre_mask, following=own_patches.size(1),
+                                   season=self.season_inputs(pre_patches, pre_mask, lag=lag))
+        season = self.season_inputs(own_patches, own_mask, before, lag)
+        x = self.embed_patches(own_patches, own_mask, before=before, season=season)
         for i, block in enumerate(self.blocks):
             x_pre, x = block.forward_shared(x_pre, x, i == len(self.blocks) - 1,
                                             None if head_mask is None else head_mask[i])
-        mu, sigma = self.read_out(self.ln_f(x))                          # (N, 1, P)
+        mu, sigma = self.read_out(self.ln_f(x), season)                  # (N, 1, P)
         return mu[:, 0], None if sigma is None else sigma[:, 0]
 
 
@@ -625,9 +695,9 @@ class NanoTST(Transformer):
     def make_head(self) -> nn.Module:
         return nn.Linear(self.config.d_model, 2 * self.config.patch_size)
 
-    def read_out(self, h):
+    def read_out(self, h, season=None):
         mu, raw_sigma = self.head(h).chunk(2, dim=-1)           # (B, T, P) each
-        return mu, F.softplus(raw_sigma) + self.config.min_sigma
+        return self.with_season(mu, h, season), F.softplus(raw_sigma) + self.config.min_sigma
 
 
 LADDER = {
@@ -670,6 +740,8 @@ def with_inputs(model: PatchForecaster, previous_patch: bool = False,
     old_blocks = dict(zip(columns(old), state["embed.weight"].chunk(len(columns(old)), dim=1)))
     state["embed.weight"] = torch.cat([old_blocks.get(name, torch.zeros_like(old_blocks["current"]))
                                        for name in columns(wanted)], dim=1)
+    for name, value in new.state_dict().items():              # a new seasonal gate: zero
+        state.setdefault(name, torch.zeros_like(value))
     new.load_state_dict(state)
     return new
 

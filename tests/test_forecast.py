@@ -73,6 +73,9 @@ def test_shared_windows_give_what_each_whole_window_gives(rung, causal, position
     """...each whole window normalized like the first (noise-free) one, and reading its season."""
     from nanotst.model import PatchForecaster, seasonal_lag, window_stats
     model = tiny(rung, causal=causal, position=position, previous_patch=previous, seasonal_patch=seasonal)
+    if seasonal:                                     # gates that copy some of the season
+        torch.nn.init.normal_(model.season_gate.weight, std=0.5)
+        torch.nn.init.constant_(model.season_gate.bias, 0.5)
     t = torch.arange(kept + own, dtype=torch.float32)
     prefix = torch.sin(t[:kept] * 2.1)[None] + 0.3 * torch.randn(1, kept)
     mine = torch.sin(t[kept:] * 2.1) + torch.randn(4, own)                  # each path its own lag
@@ -355,3 +358,19 @@ def test_a_seasonal_forecast_reads_the_context_s_lag_at_every_step():
     torch.testing.assert_close(found, given)
     for step in range(3):                                   # every patch, shared or whole windows
         assert not torch.allclose(found[:, 8 * step:8 * step + 8], other[:, 8 * step:8 * step + 8])
+
+
+def test_a_gate_of_one_with_a_silent_head_forecasts_exactly_the_values_one_season_back():
+    model = tiny(seasonal_patch=True, position="both")
+    P = 8
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias[:P] = 0.0                          # mu from the head: the mean
+        model.head.bias[P:] = -20.0                        # sigma: its floor
+        torch.nn.init.constant_(model.season_gate.bias, 1.0)
+    t = np.arange(64 + 24)
+    values = np.sin(2 * np.pi * t / 12) + 0.5 * np.sign(np.sin(2 * np.pi * t / 12 + 1.0)) + 3.0
+    fc = forecast(model, values[:64], 24, n_samples=8, calibrate=False)
+    assert fc.season_lag == 12
+    np.testing.assert_allclose(fc.median, values[64 - 12:64 - 12 + 24], atol=0.01)   # three patches
+    assert tiny(seasonal_patch=True).season_gate.weight.abs().sum() == 0              # gates start shut
