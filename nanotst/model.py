@@ -434,12 +434,11 @@ def seasonal_lag(patches: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     lags = torch.arange(N * P, device=x.device)
     allowed = (lags >= P) & (lags <= (count / 2).floor())                 # (B, N * P)
     allowed &= together[:, :1] > 1e-6 * spread        # a straight line leaves only rounding errors
-    corr = corr.masked_fill(~allowed, -2.0)
-    # a peak: the highest lag within 2 either side, and not the longest lag allowed (the
-    # correlation may still be rising there)
+    # a peak: the highest lag within 2 either side (looking 2 past the longest lag allowed, so
+    # that a season of exactly half the window counts and a rising edge does not)
+    seen = (lags >= P) & (lags <= (count / 2).floor() + 2) & allowed[:, P:P + 1]
+    corr = corr.masked_fill(~seen, -2.0)
     peak = allowed & (corr >= F.max_pool1d(corr[:, None], 5, stride=1, padding=2)[:, 0])
-    peak[:, :-1] &= allowed[:, 1:]
-    peak[:, -1] = False
     # every multiple of a season correlates about as well, up to sampling noise (its standard
     # error is about (1 - r^2) / sqrt(pairs)): take the shortest peak within 2 standard errors
     # of the best one

@@ -238,7 +238,7 @@ def lag_of(model, x):
     return int(seasonal_lag(patches, mask))
 
 
-@pytest.mark.parametrize("period,lag", [(7, 35), (12, 36), (24, 48), (45, 45), (100, 100), (250, 250)])
+@pytest.mark.parametrize("period,lag", [(7, 35), (12, 36), (24, 48), (45, 45), (100, 100), (250, 250), (256, 256)])
 def test_the_seasonal_lag_is_the_smallest_multiple_of_the_period_a_patch_or_longer(period, lag):
     model = build_model(ModelConfig(seasonal_patch=True))
     assert lag_of(model, periodic(512, period, noise=0.3)) == lag
