@@ -27,7 +27,7 @@ import torch
 
 from .config import ConfigError, ModelConfig, TrainConfig
 from .files import atomic_write, remove_stale_temps
-from .model import PatchForecaster, build_model
+from .model import PatchForecaster, build_model, with_inputs
 
 FORMAT = "nanotst-checkpoint"
 VERSION = 1
@@ -299,21 +299,27 @@ def average_checkpoints(sources, out, name: str | None = None) -> Path:
     """A model soup (Wortsman et al. 2022): one model whose every weight is the mean of that weight
     in the given checkpoints, which must share one architecture (and should share a start: runs
     continued from one checkpoint sit in one basin, so their mean is a model too, often a better
-    one). Saved atomically to `out` with the first checkpoint's training record and data spec (its
+    one). A model without an input the others read (config.previous_patch, seasonal_patch) takes
+    part with zero weights for it, as training from it with that input would start (with_inputs).
+    Saved atomically to `out` with the first checkpoint's training record and data spec (its
     `averaged_from` naming every source) and its grammar metrics measured anew."""
     sources = list(sources)
     if len(sources) < 2:
         raise CheckpointError("averaging needs at least two checkpoints")
+    configs = [load_checkpoint(source).model_config for source in sources]
+    inputs = {"previous_patch": any(c.previous_patch for c in configs),
+              "seasonal_patch": any(c.seasonal_patch for c in configs)}
+    widened = lambda ck: with_inputs(ck.model, **inputs)
     first = load_checkpoint(sources[0])
-    total = {key: value.double() for key, value in first.model.state_dict().items()}
+    model = widened(first)
+    total = {key: value.double() for key, value in model.state_dict().items()}
     for source in sources[1:]:             # one at a time: memory holds two models, not all
-        ck = load_checkpoint(source)
-        if ck.model_config != first.model_config:
+        other = widened(load_checkpoint(source))
+        if other.config != model.config:
             raise CheckpointError(f"{source}: its model config differs from {sources[0]}'s; "
                                   f"only one architecture can be averaged")
-        for key, value in ck.model.state_dict().items():
+        for key, value in other.state_dict().items():
             total[key] += value.double()
-    model = first.model
     model.load_state_dict({key: (value / len(sources)).float() for key, value in total.items()})
     data_spec = {**(first.data_spec or {}), "averaged_from": [str(source) for source in sources]}
     return save_checkpoint(out, model, first.train_config, first.history, first.snapshots, data_spec,

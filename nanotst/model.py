@@ -432,11 +432,12 @@ def seasonal_lag(patches: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     energy_late, energy_early = lagged(x * x, m), lagged(m, x * x)
     corr = together / (energy_late * energy_early).sqrt().clamp_min(1e-12)
     lags = torch.arange(N * P, device=x.device)
-    allowed = (lags >= P) & (lags <= (count / 2).floor())                 # (B, N * P)
-    allowed &= together[:, :1] > 1e-6 * spread        # a straight line leaves only rounding errors
+    varies = together[:, :1] > 1e-6 * spread           # a straight line leaves only rounding errors
+    longest = (count / 2).floor()
+    allowed = (lags >= P) & (lags <= longest) & varies                    # (B, N * P)
     # a peak: the highest lag within 2 either side (looking 2 past the longest lag allowed, so
     # that a season of exactly half the window counts and a rising edge does not)
-    seen = (lags >= P) & (lags <= (count / 2).floor() + 2) & allowed[:, P:P + 1]
+    seen = (lags >= P) & (lags <= longest + 2) & varies
     corr = corr.masked_fill(~seen, -2.0)
     peak = allowed & (corr >= F.max_pool1d(corr[:, None], 5, stride=1, padding=2)[:, 0])
     # every multiple of a season correlates about as well, up to sampling noise (its standard

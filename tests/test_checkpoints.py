@@ -51,6 +51,22 @@ def test_average_of_checkpoints_is_the_mean_of_their_weights_with_its_own_metric
     assert soup.metrics["noise_floor"] == pytest.approx(a.metrics["noise_floor"])  # the Overview shows it
 
 
+def test_a_model_without_the_seasonal_input_averages_with_zero_weights_for_it(trained, tmp_path):
+    from dataclasses import replace
+    t, path = trained
+    torch.manual_seed(1)
+    seasonal = build_model(replace(TINY, seasonal_patch=True))
+    torch.nn.init.normal_(seasonal.season_gate.weight)
+    save_checkpoint(tmp_path / "seasonal.pt", seasonal)
+    out = average_checkpoints([path, tmp_path / "seasonal.pt"], tmp_path / "soup.pt")
+    soup, plain = load_checkpoint(out).model, load_checkpoint(path).model
+    assert soup.config == seasonal.config
+    width = plain.embed_width
+    torch.testing.assert_close(soup.embed.weight[:, :width], (plain.embed.weight + seasonal.embed.weight[:, :width]) / 2)
+    torch.testing.assert_close(soup.embed.weight[:, width:], seasonal.embed.weight[:, width:] / 2)
+    torch.testing.assert_close(soup.season_gate.weight, seasonal.season_gate.weight / 2)
+
+
 def test_average_refuses_one_checkpoint_or_two_architectures(trained, tmp_path):
     from nanotst.cli import main
     t, path = trained

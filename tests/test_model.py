@@ -257,6 +257,8 @@ def test_without_a_season_the_lag_is_one_patch_and_never_reaches_past_half_the_d
     assert lag_of(model, periodic(100, 12)) == 36                   # 100 values (28 padding): 36 <= 50
     assert lag_of(model, periodic(100, 60)) == 32                   # a season too long to see twice
     assert lag_of(model, periodic(40, 12)) == 32                    # not two patches: nothing to compare
+    assert lag_of(model, periodic(32, 12)) == 32                    # one patch
+    assert lag_of(model, periodic(3, 2)) == 32                      # a few values
 
 
 def test_each_token_reads_the_values_one_lag_before_the_patch_it_predicts(tiny_config):
