@@ -16,7 +16,7 @@ import torch
 
 from .evaluate import whole_patches
 from .forecast import prepare_context
-from .model import PatchForecaster, eval_mode
+from .model import PatchForecaster, eval_mode, seasonal_lag
 
 
 class InspectError(ValueError):
@@ -176,6 +176,29 @@ def attention_scores(model: PatchForecaster, values, layer: int, head: int) -> n
         scores = model.attention_scores(x, layer)[0, head].double().cpu().numpy()
     scores[~np.isfinite(scores)] = np.nan
     return scores
+
+
+@dataclass
+class SeasonCopy:
+    """What a model with config.seasonal_patch copies: the lag (values back) every token's seasonal
+    patch reads, and each query patch's gate (0: ignores it; 1: adds all of it to its mu)."""
+    lag: int
+    gates: np.ndarray        # (N,) one per query patch, patch 0 the oldest
+    start: int               # where patch 0 starts in the values the model saw (< 0: padding)
+
+
+@torch.no_grad()
+def season_copy(model: PatchForecaster, values) -> SeasonCopy | None:
+    """The season a model copies on these values; None for a model without the seasonal patch."""
+    if not model.config.seasonal_patch or model.config.rung == "linear":
+        return None
+    context, padded, _ = prepare_context(values, model.config.patch_size, model.config.context_length)
+    x = torch.as_tensor(context, dtype=torch.float32, device=next(model.parameters()).device)[None]
+    with eval_mode(model):
+        patches, mask, _, _ = model.patchify(x)
+        lag = int(seasonal_lag(patches, mask)[0])
+        gates = model.season_gates(x)[0].double().cpu().numpy()
+    return SeasonCopy(lag, gates, -padded)
 
 
 def top_sources_rows(a: AttentionAnalysis, patch_size: int) -> list[dict]:

@@ -618,6 +618,27 @@ def attention_over_signal_figure(series: np.ndarray, weights: np.ndarray, patch_
     return fig
 
 
+def season_gates_figure(gates: np.ndarray, lag: int, patch_size: int,
+                        title: str | None = None, height: int = 300) -> go.Figure:
+    """One bar per query patch: its seasonal gate, how much of the values `lag` steps before its
+    target it adds to its forecast (0: none; 1: all of it, on top of its own guess)."""
+    gates = np.asarray(gates, dtype=float)
+    title = title or f"How much each patch's forecast copies the values {lag} steps back"
+    fig = _fig(title, "query patch (predicts the patch after it)", "gate", height=height)
+    fig.add_trace(go.Bar(
+        x=np.arange(len(gates), dtype=np.int32), y=_f32(gates), marker_color="#F58518", name="gate",
+        hovertext=[f"patch {k} ({_patch_span(k, patch_size)}) predicts {_patch_span(k + 1, patch_size)} "
+                   f"and copies {g:.2f} of the values {_patch_span_shifted(k + 1, patch_size, lag)}"
+                   for k, g in enumerate(gates)], hoverinfo="text"))
+    fig.update_layout(showlegend=False, yaxis=dict(zeroline=True))
+    return fig
+
+
+def _patch_span_shifted(k: int, patch_size: int, lag: int) -> str:
+    """t of patch k's values, `lag` steps earlier."""
+    return f"t {k * patch_size - lag}–{(k + 1) * patch_size - 1 - lag}"
+
+
 # ---------------------------------------------------------------- forecasting
 
 def _add_forecast(fig, x, median, bands, samples=None, truth=None) -> None:

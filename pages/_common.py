@@ -25,7 +25,7 @@ from nanotst.data import (GRAMMAR, SIGNAL_SOURCES, SPEC_KINDS, Signal, SignalErr
                           designed_signal, get_signal, signal_names)
 from nanotst.evaluate import next_patch_analysis
 from nanotst.forecast import forecast
-from nanotst.interpret import attention_analysis, pipeline_stages
+from nanotst.interpret import attention_analysis, pipeline_stages, season_copy
 from nanotst.sessions import Run, RunStore, RunStoreFull
 from nanotst.userdata import (EXAMPLES, DataError, example_path, load_series_csv, parse_pasted_values,
                               table_columns, usable_times)
@@ -449,6 +449,11 @@ def future_forecast(model_key: str, _model, values: np.ndarray, horizon: int, n_
 @st.cache_data(show_spinner=False, max_entries=64)
 def attention(model_key: str, _model, values: np.ndarray):
     return attention_analysis(_model, values)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def season(model_key: str, _model, values: np.ndarray):
+    return season_copy(_model, values)
 
 
 # ---------------------------------------------------------------- a user's own series

@@ -55,6 +55,18 @@ st.caption(f"**Why so much on patch 0?** Every query can see patch 0, and a soft
            f"*attention sink*, also seen in language models). Rolled out, queries 1–{N - 1} give "
            f"patch 0 on average {sink:.0%} of their weight. “Hide patch 0” shows the rest.")
 
+copy = ui.season(active.key, active.model, signal.values)
+if copy is not None:
+    st.subheader("Copying the season")
+    found = (f"This window repeats itself best **{copy.lag} values back**, so each patch also reads "
+             f"the {P} values {copy.lag} steps before the patch it predicts"
+             if copy.lag > P else
+             "This window does not repeat itself, so each patch's “seasonal patch” is simply its own")
+    st.markdown(f"{found}, and adds a share of them to its forecast: its **gate**, read from its own "
+                f"state (0 ignores them, 1 adds all of them on top of its own guess). A clean "
+                f"repeating shape opens the gates; noise, a trend or a broken pattern closes them.")
+    ui.cached_chart("season_gates_figure", copy.gates, copy.lag, P, key="att_season")
+
 st.subheader(f"Every layer × head ({L} × {H})")
 c = st.columns(2)
 layers = c[0].multiselect("Layers", list(range(L)), list(range(L)), key="att_layers")

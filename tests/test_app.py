@@ -415,6 +415,12 @@ def test_every_page_works_for_a_model_with_more_inputs(switch, tmp_path, monkeyp
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
         assert switch in at.sidebar.caption[0].value
+        if page == "pages/attention.py":     # the season it copies, only where it reads one
+            shown = [h.value for h in at.subheader]
+            assert ("Copying the season" in shown) == (switch == "seasonal_patch")
+            if switch == "seasonal_patch":
+                gates = next(s for s in specs(at) if "copies the values" in s["layout"]["title"]["text"])
+                assert len(_array(gates["data"][0]["y"])) == 16
 
 
 @pytest.mark.parametrize("rung", ["linear", "attention"])

@@ -95,3 +95,19 @@ def test_last_prediction_sources():
     np.testing.assert_allclose(src.per_layer.sum(-1), 1.0, atol=1e-6)
     assert src.rollout.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(src.per_layer, maps.weights[:, :, -1].mean(1))
+
+
+def test_season_copy_gives_the_lag_and_one_gate_per_query_patch():
+    from nanotst.interpret import season_copy
+    torch.manual_seed(0)
+    config = ModelConfig(context_length=64, patch_size=8, d_model=16, n_heads=2, n_layers=1, seasonal_patch=True)
+    model = build_model(config).eval()
+    assert season_copy(build_model(ModelConfig(context_length=64, patch_size=8, d_model=16, n_heads=2,
+                                               n_layers=1)), np.zeros(64)) is None
+    values = np.sin(2 * np.pi * np.arange(60) / 12)
+    copy = season_copy(model, values)
+    assert copy.lag == 12 and copy.start == -4 and copy.gates.shape == (8,)
+    assert np.all(copy.gates == 0)                                    # the gates start shut
+    with torch.no_grad():
+        model.season_gate.bias.fill_(0.7)
+    np.testing.assert_allclose(season_copy(model, values).gates, 0.7, rtol=1e-6)

@@ -256,3 +256,11 @@ def test_a_log_axis_within_one_decade_still_has_labelled_ticks():
     fig = plots.compare_runs_figure(runs)           # the Experiments page's chart: 0.68 to 1.0
     ticks = np.asarray(fig.layout.yaxis.tickvals)
     assert fig.layout.yaxis.type == "log" and ((ticks >= 0.68) & (ticks <= 1.0)).sum() >= 2
+
+
+def test_season_gates_figure_has_one_bar_per_patch_and_names_the_lag():
+    from nanotst.plots import season_gates_figure
+    fig = season_gates_figure(np.array([0.0, 0.2, 0.9]), 35, 32)
+    assert "35 steps back" in fig.layout.title.text
+    np.testing.assert_allclose(fig.data[0].y, [0.0, 0.2, 0.9], rtol=1e-6)
+    assert "copies 0.90 of the values t 61–92" in fig.data[0].hovertext[2]   # patch 2 predicts t 96-127
