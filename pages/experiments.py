@@ -55,8 +55,15 @@ EXPLAIN = {
                 "model first finds the lag at which the window repeats itself best (autocorrelation, "
                 "after taking out a straight line; a season shorter than a patch gives its smallest "
                 "multiple of at least 32 values) and each token also reads the 32 values one lag before "
-                "its target: seasonal naive's guess, as an input the model learns when to trust. It adds "
-                "64 × d_model weights to the embedding.",
+                "its target: seasonal naive's guess. A gate, one number each token reads from its own "
+                "state, adds that share of them to its forecast, so the model learns when to copy. It "
+                "adds 64 × d_model + d_model + 1 weights. Measured on the full model (checkpoints/README.md, "
+                "stage 13): one training round from the shipped model with the switch, against the same "
+                "round without it, forecast the held-out real series 4% better (relative MAE 0.792 "
+                "against 0.825), the synthetic shapes 7% better (0.743 against 0.803) and 140 sharp "
+                "periodic shapes 19% better (0.924 against 1.141). Not shipped yet: on the Forecast "
+                "page's examples it copies quasi-cycles that do not repeat exactly (El Niño's 11 years, "
+                "the sunspots' cycle 8 cycles back) and misses by more than the shipped model.",
 }
 
 st.title("Experiments")
