@@ -39,6 +39,9 @@ def test_every_inside_view_draws_its_charts(page):  # noqa: F811
     shot(page, "inside-ablation")
 
     choose_view(page, "Period copy")
+    # the ablation's charts stay until the new view draws: wait for the heatmaps themselves
+    page.wait_for_function(f"""() => ({CHART_TRACES_JS})().flat()
+        .filter(t => t.type === 'heatmap' && t.n > 0).length >= 2""", timeout=60_000)
     charts = wait_for_charts(page, 3)
     assert sum(t["type"] == "heatmap" and t["n"] > 0 for chart in charts for t in chart) >= 2
     shot(page, "inside-period-copy")
