@@ -266,7 +266,7 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
     if lag is not None:
         notes.append(f"the context repeats itself best {int(lag)} values back: each patch's forecast "
                      f"also read the values that far before it" if int(lag) > P else
-                     "the context does not repeat itself: the model read no season")
+                     "no season repeats twice in the context: the model copied none")
     if sigma_scale > 1.05:
         notes.append(f"bands widened {sigma_scale:.2f}x: the model's own one-step errors on the "
                      f"latest patches of this context were larger than its sigma")

@@ -61,7 +61,7 @@ if copy is not None:
     found = (f"This window repeats itself best **{copy.lag} values back**, so each patch also reads "
              f"the {P} values {copy.lag} steps before the patch it predicts"
              if copy.lag > P else
-             "This window does not repeat itself, so each patch's “seasonal patch” is simply its own")
+             "No season repeats twice in this window, so each patch's “seasonal patch” is simply its own")
     st.markdown(f"{found}, and adds a share of them to its forecast: its **gate**, read from its own "
                 f"state (0 ignores them, 1 adds all of them on top of its own guess). A clean "
                 f"repeating shape opens the gates; noise, a trend or a broken pattern closes them.")

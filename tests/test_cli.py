@@ -256,7 +256,7 @@ def test_train_init_may_give_the_embedding_the_seasonal_patch(tiny_checkpoint, t
     r = nanotst("forecast", "--checkpoint", out, "--input", csv, "--horizon", "16",
                 "--output", tmp_path / "fc.csv")
     assert r.returncode == 0, r.stderr
-    assert "values back" in r.stderr or "does not repeat" in r.stderr  # the lag it read, in the notes
+    assert "values back" in r.stderr or "no season repeats" in r.stderr  # the lag it read, in the notes
 
 
 def test_train_init_refuses_model_flags_that_disagree(tiny_checkpoint, tmp_path):

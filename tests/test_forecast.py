@@ -349,7 +349,7 @@ def test_a_seasonal_forecast_reads_the_context_s_lag_at_every_step():
     assert forecast(tiny(), values, 24, n_samples=4).season_lag is None       # a model without it
     assert forecast(model, values[:8], 16, n_samples=2).season_lag == 8    # one patch: no season
     flat = forecast(model, np.ones(64), 8, n_samples=2)
-    assert flat.season_lag == 8 and any("does not repeat" in n for n in flat.notes)
+    assert flat.season_lag == 8 and any("no season repeats" in n for n in flat.notes)
     x = torch.as_tensor(values, dtype=torch.float32)[None]
     noise = torch.randn(3, 3, 8, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
