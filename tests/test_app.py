@@ -385,20 +385,15 @@ def test_experiment_runs_with_progress(ckpt_dir):
     assert at.success and "reads the answer" in at.success[0].value
 
 
-def test_the_previous_patch_experiment_runs_both_inputs(ckpt_dir):
-    at, run = run_experiment("previous")
-    assert any("patch boundary" in c.value for c in at.caption)
-    assert run.done and set(run.results) == {"own patch only", "own and previous patch"}
-    assert run.models["own and previous patch"].config.previous_patch
-    assert run.results["own and previous patch"]["params"] > run.results["own patch only"]["params"]
-
-
-def test_the_seasonal_patch_experiment_runs_both_inputs(ckpt_dir):
-    at, run = run_experiment("seasonal")
-    assert any("one season" in c.value for c in at.caption)
-    assert run.done and set(run.results) == {"own patch only", "own and seasonal patch"}
-    assert run.models["own and seasonal patch"].config.seasonal_patch
-    assert run.results["own and seasonal patch"]["params"] > run.results["own patch only"]["params"]
+@pytest.mark.parametrize("kind,variant,switch,caption", [
+    ("previous", "own and previous patch", "previous_patch", "patch boundary"),
+    ("seasonal", "own and seasonal patch", "seasonal_patch", "one season")])
+def test_the_input_experiments_run_both_inputs(kind, variant, switch, caption, ckpt_dir):
+    at, run = run_experiment(kind)
+    assert any(caption in c.value for c in at.caption)
+    assert run.done and set(run.results) == {"own patch only", variant}
+    assert getattr(run.models[variant].config, switch)
+    assert run.results[variant]["params"] > run.results["own patch only"]["params"]
 
 
 @pytest.mark.parametrize("switch", ["previous_patch", "seasonal_patch"])

@@ -226,37 +226,26 @@ def test_train_init_may_add_rotary_positions_to_a_learned_model(tiny_checkpoint,
     assert "pos.weight" in assert_one_line_error(r)
 
 
-def test_train_init_may_give_the_embedding_the_previous_patch(tiny_checkpoint, tmp_path):
+@pytest.mark.parametrize("switch", ["previous_patch", "seasonal_patch"])
+def test_train_init_may_give_the_embedding_a_new_input(switch, tiny_checkpoint, tmp_path):
     start = load_checkpoint(tiny_checkpoint)
-    out = tmp_path / "previous.pt"
-    r = nanotst("train", "--init", tiny_checkpoint, "--previous-patch", "--n-series", "32", "--epochs", "1",
-                "--batch-size", "16", "--lr", "1e-9", "--threads", "1", "--no-report", "--out", out)
+    out = tmp_path / f"{switch}.pt"
+    r = nanotst("train", "--init", tiny_checkpoint, "--" + switch.replace("_", "-"), "--n-series", "32",
+                "--epochs", "1", "--batch-size", "16", "--lr", "1e-9", "--threads", "1", "--no-report",
+                "--out", out)
     assert r.returncode == 0, r.stderr
     cont = load_checkpoint(out)
-    assert cont.model_config == replace(start.model_config, previous_patch=True)
+    assert cont.model_config == replace(start.model_config, **{switch: True})
     width = start.model.embed_width
     torch.testing.assert_close(cont.model.embed.weight[:, :width], start.model.embed.weight, atol=1e-5, rtol=0)
     assert cont.model.embed.weight[:, width:].abs().max() < 1e-5     # the new inputs start at zero
-
-
-def test_train_init_may_give_the_embedding_the_seasonal_patch(tiny_checkpoint, tmp_path):
-    start = load_checkpoint(tiny_checkpoint)
-    out = tmp_path / "seasonal.pt"
-    r = nanotst("train", "--init", tiny_checkpoint, "--seasonal-patch", "--n-series", "32", "--epochs", "1",
-                "--batch-size", "16", "--lr", "1e-9", "--threads", "1", "--no-report", "--out", out)
-    assert r.returncode == 0, r.stderr
-    cont = load_checkpoint(out)
-    assert cont.model_config == replace(start.model_config, seasonal_patch=True)
-    width = start.model.embed_width
-    torch.testing.assert_close(cont.model.embed.weight[:, :width], start.model.embed.weight, atol=1e-5, rtol=0)
-    assert cont.model.embed.weight[:, width:].abs().max() < 1e-5     # the new inputs start at zero
-    t = np.arange(200)
-    csv = tmp_path / "weekly.csv"
-    pd.DataFrame({"value": np.sin(2 * np.pi * t / 7)}).to_csv(csv, index=False)
-    r = nanotst("forecast", "--checkpoint", out, "--input", csv, "--horizon", "16",
-                "--output", tmp_path / "fc.csv")
-    assert r.returncode == 0, r.stderr
-    assert "values back" in r.stderr or "no season repeats" in r.stderr  # the lag it read, in the notes
+    if switch == "seasonal_patch":                                  # the lag it read, in the notes
+        csv = tmp_path / "weekly.csv"
+        pd.DataFrame({"value": np.sin(2 * np.pi * np.arange(200) / 7)}).to_csv(csv, index=False)
+        r = nanotst("forecast", "--checkpoint", out, "--input", csv, "--horizon", "16",
+                    "--output", tmp_path / "fc.csv")
+        assert r.returncode == 0, r.stderr
+        assert "values back" in r.stderr or "no season repeats" in r.stderr
 
 
 def test_train_init_refuses_model_flags_that_disagree(tiny_checkpoint, tmp_path):
