@@ -6,6 +6,7 @@
     python benchmarks/forecast_latency.py --positions learned both   # each position scheme, interleaved
     python benchmarks/forecast_latency.py --shared 0 1  # forecast(shared_patches=0): every window
                                                         # whole; 1 (the default): the second patch shares the context
+    python benchmarks/forecast_latency.py --seasonal    # each model also with the seasonal patch
 
 The weights do not change the cost, so a freshly built (untrained) NanoTST in eval mode is timed.
 The peer is PatchTSTForPrediction(prediction_length=64).generate(): a direct multi-step model
@@ -31,6 +32,8 @@ def main():
                     help="time a model with each position scheme (the shipped model uses both)")
     ap.add_argument("--shared", type=int, nargs="+", default=None,
                     help="time forecast(shared_patches=) with each value")
+    ap.add_argument("--seasonal", action="store_true",
+                    help="time each model also with the seasonal patch (the shipped model has it)")
     ap.add_argument("--bf16", action="store_true",
                     help="also time forecast() under torch.autocast(cpu, bfloat16): not the same maths")
     args = ap.parse_args()
@@ -38,6 +41,9 @@ def main():
 
     torch.manual_seed(0)
     models = {position: nanotst_model(position=position).eval() for position in args.positions}
+    if args.seasonal:
+        models.update({f"{position}+seasonal": nanotst_model(position=position, seasonal_patch=True).eval()
+                       for position in args.positions})
     model = models[args.positions[0]]
     context = np.sin(np.linspace(0, 12 * np.pi, 512)) + 0.1 * np.random.default_rng(0).normal(size=512)
     fns = {}
