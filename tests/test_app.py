@@ -396,16 +396,22 @@ def test_the_input_experiments_run_both_inputs(kind, variant, switch, caption, c
     assert run.results[variant]["params"] > run.results["own patch only"]["params"]
 
 
-@pytest.mark.parametrize("switch", ["previous_patch", "seasonal_patch"])
-def test_every_page_works_for_a_model_with_more_inputs(switch, tmp_path, monkeypatch):
+def app_with_default(config: ModelConfig, name: str, tmp_path, monkeypatch) -> AppTest:
+    """The app, run once, with a fresh model of this config as the shipped default."""
     torch.manual_seed(0)
-    model = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, **{switch: True})).eval()
-    path = tmp_path / f"{switch}.pt"
-    save_checkpoint(path, model, name=switch)
+    path = tmp_path / f"{name}.pt"
+    save_checkpoint(path, build_model(config).eval(), name=name)
     monkeypatch.setenv(DEFAULT_CHECKPOINT_ENV, str(path))
     monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(tmp_path))
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("switch", ["previous_patch", "seasonal_patch"])
+def test_every_page_works_for_a_model_with_more_inputs(switch, tmp_path, monkeypatch):
+    at = app_with_default(ModelConfig(n_layers=1, d_model=16, n_heads=2, **{switch: True}), switch,
+                          tmp_path, monkeypatch)
     for page in ("pages/signals.py", "pages/attention.py", "pages/inside.py", "pages/forecast.py"):
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
@@ -420,14 +426,8 @@ def test_every_page_works_for_a_model_with_more_inputs(switch, tmp_path, monkeyp
 
 @pytest.mark.parametrize("rung", ["linear", "attention"])
 def test_analysis_pages_work_for_other_rungs(rung, tmp_path, monkeypatch):
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(rung=rung, n_layers=1, d_model=16, n_heads=2, patch_size=64)).eval()
-    path = tmp_path / f"{rung}.pt"
-    save_checkpoint(path, model, name=rung)
-    monkeypatch.setenv(DEFAULT_CHECKPOINT_ENV, str(path))
-    monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(tmp_path))
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = app_with_default(ModelConfig(rung=rung, n_layers=1, d_model=16, n_heads=2, patch_size=64), rung,
+                          tmp_path, monkeypatch)
     for page in ("pages/signals.py", "pages/attention.py", "pages/forecast.py"):
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
