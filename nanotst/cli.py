@@ -86,10 +86,13 @@ def add_train(sub) -> None:
     g.add_argument("--seasonal-patch", action="store_true",
                    help="the patch embedding also reads the values one season before the patch each token "
                         "predicts, the season found in the window (with --init: new inputs at zero weight)")
+    g.add_argument("--seasonal-level", action="store_true",
+                   help="with --seasonal-patch: shift the seasonal patch by how far the level moved in a "
+                        "season (the mean of the token's patch minus the mean one season before it)")
     g.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
                    help="start from this checkpoint's weights and model config (then leave out the model "
                         "flags; only --dropout, a training setting, --position where the weights fit, "
-                        "--previous-patch and --seasonal-patch may change)")
+                        "--previous-patch, --seasonal-patch and --seasonal-level may change)")
     g = p.add_argument_group("training")
     for name in ("n_series", "epochs", "batch_size", "seed"):
         g.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(t, name))
@@ -115,6 +118,7 @@ def add_train(sub) -> None:
 
 def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
     m = {f.name: getattr(args, f.name) for f in fields(ModelConfig) if f.name != "causal"}
+    m["seasonal_patch"] = m["seasonal_patch"] or m["seasonal_level"]     # the level shifts that patch
     for name in ("dropout", "position"):             # None: not given (--init keeps the checkpoint's)
         if m[name] is None:
             m[name] = getattr(ModelConfig, name)
@@ -127,7 +131,7 @@ def _architecture(config: ModelConfig) -> ModelConfig:
     position encoding (with_position checks that the weights fit another one) and whether the
     embedding reads the previous or the seasonal patch (with_inputs adds them)."""
     return replace(config, dropout=0.0, position=ModelConfig.position, previous_patch=False,
-                   seasonal_patch=False)
+                   seasonal_patch=False, seasonal_level=False)
 
 
 def _progress(trainer, start: float) -> str:
@@ -161,14 +165,14 @@ def cmd_train(args) -> int:
         init_model = load_checkpoint(args.init).model
         if _architecture(model_config) not in (_architecture(ModelConfig()), _architecture(init_model.config)):
             raise CLIError("--init takes the model config from the checkpoint; leave out the model flags "
-                           "(--position, --dropout, --previous-patch and --seasonal-patch may change)")
+                           "(--position, --dropout, --previous-patch, --seasonal-patch and --seasonal-level may change)")
         try:      # --position may change how positions are encoded where the weights fit
             init_model = with_position(init_model, args.position or init_model.config.position)
         except ValueError as e:
             raise CLIError(f"--position: {e}") from None
         if args.dropout is not None:
             init_model = with_dropout(init_model, args.dropout)
-        init_model = with_inputs(init_model, args.previous_patch, args.seasonal_patch)
+        init_model = with_inputs(init_model, args.previous_patch, args.seasonal_patch, args.seasonal_level)
         model_config = None
     if args.max_steps is not None and args.max_steps < 1:
         raise CLIError(f"--max-steps must be a positive integer, got {args.max_steps}")

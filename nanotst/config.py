@@ -79,6 +79,7 @@ class ModelConfig:
     input_mask: bool = True      # the patch embedding also reads which values are padding
     previous_patch: bool = False  # ... and the patch before it: a token sees 2 patches of values
     seasonal_patch: bool = False  # ... and the values one season before the patch it predicts
+    seasonal_level: bool = False  # ... shifted to the token's level (needs seasonal_patch)
 
     def __post_init__(self):
         _require(self.rung in RUNGS, "rung", f"must be one of {', '.join(RUNGS)}, got {self.rung!r}")
@@ -96,9 +97,11 @@ class ModelConfig:
         _require(isinstance(self.causal, bool), "causal", f"must be true or false, got {self.causal!r}")
         _require(self.position in POSITIONS, "position",
                  f"must be one of {', '.join(POSITIONS)}, got {self.position!r}")
-        for name in ("input_mask", "previous_patch", "seasonal_patch"):
+        for name in ("input_mask", "previous_patch", "seasonal_patch", "seasonal_level"):
             _require(isinstance(getattr(self, name), bool), name,
                      f"must be true or false, got {getattr(self, name)!r}")
+        _require(self.seasonal_patch or not self.seasonal_level, "seasonal_level",
+                 "shifts the seasonal patch, so it needs seasonal_patch")
         _require(isinstance(self.min_sigma, (int, float)) and 0 < self.min_sigma < 1e6,
                  "min_sigma", f"must be positive, got {self.min_sigma!r}")
         _require(self.approx_params <= MAX_PARAMS, "d_model",

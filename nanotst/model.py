@@ -324,7 +324,7 @@ class PatchForecaster(nn.Module):
         N = patches.size(1)
         if before is not None:
             patches, mask = with_before(patches, mask, before)
-        values, seen = seasonal_patches(patches, mask, lag)
+        values, seen = seasonal_patches(patches, mask, lag, level=self.config.seasonal_level)
         return values[:, -N:], seen[:, -N:]
 
     def embed_input(self, patches, mask, before=None, lag=None, season=None):
@@ -450,18 +450,32 @@ def seasonal_lag(patches: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(chosen.any(1), lag, torch.full_like(lag, P))
 
 
-def seasonal_patches(patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tensor | None = None):
+def seasonal_patches(patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tensor | None = None,
+                     level: bool = False):
     """For each token of a window (patches, mask (B, N, P)), the values one lag before the patch
     it predicts, and their mask (B, N, P): token n reads the values at positions (n + 1) P - L to
     (n + 2) P - L - 1, all before its target since L >= P. Before the window's start they are
-    padding. lag (B,) or (1,) (default: seasonal_lag of the window)."""
+    padding. lag (B,) or (1,) (default: seasonal_lag of the window).
+    level: shift them by how far the level moved in a season: the mean of the token's own patch
+    minus the mean of the values one lag before it. A season copied across a trend or a level
+    shift then starts where the series is now, not where it was a season ago."""
     B, N, P = patches.shape
     lag = seasonal_lag(patches, mask) if lag is None else lag.to(patches.device).expand(B)
-    source = torch.arange(N * P, device=patches.device) + P - lag[:, None]     # (B, N * P)
-    inside = source >= 0
-    source = source.clamp_min(0)
-    take = lambda a: (a.reshape(B, N * P).gather(1, source) * inside).view(B, N, P)
-    return take(patches), take(mask)
+
+    def back(offset):           # the values (and mask) at each position + offset - lag
+        source = torch.arange(N * P, device=patches.device) + offset - lag[:, None]     # (B, N * P)
+        inside = source >= 0
+        source = source.clamp_min(0)
+        take = lambda a: (a.reshape(B, N * P).gather(1, source) * inside).view(B, N, P)
+        return take(patches), take(mask)
+
+    values, seen = back(P)
+    if level:
+        mean = lambda v, m: (v * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)
+        before, before_seen = back(0)             # one lag before the token's own patch
+        both = (mask.amax(-1, keepdim=True) * before_seen.amax(-1, keepdim=True)) > 0
+        values = (values + (mean(patches, mask) - mean(before, before_seen)) * both) * seen
+    return values, seen
 
 
 def make_season_gate(config: ModelConfig) -> nn.Linear | None:
@@ -723,15 +737,17 @@ def with_dropout(model: PatchForecaster, p: float) -> PatchForecaster:
 
 
 def with_inputs(model: PatchForecaster, previous_patch: bool = False,
-                seasonal_patch: bool = False) -> PatchForecaster:
+                seasonal_patch: bool = False, seasonal_level: bool = False) -> PatchForecaster:
     """The same weights in a model whose embedding also reads the patch before each token
     (config.previous_patch) and/or the values one season before the patch it predicts
     (config.seasonal_patch), the new inputs' weights zero: it forecasts exactly as before and
-    learns to use them as it trains. An input the model has stays; a model without an embedding
-    is returned as it is."""
+    learns to use them as it trains. seasonal_level (which implies seasonal_patch) shifts the
+    seasonal patch to the token's level; it adds no weight. An input the model has stays; a model
+    without an embedding is returned as it is."""
     old = model.config
     wanted = replace(old, previous_patch=old.previous_patch or previous_patch,
-                     seasonal_patch=old.seasonal_patch or seasonal_patch)
+                     seasonal_patch=old.seasonal_patch or seasonal_patch or seasonal_level,
+                     seasonal_level=old.seasonal_level or seasonal_level)
     if wanted == old or "embed.weight" not in model.state_dict():
         return model
     new = build_model(wanted)

@@ -226,7 +226,7 @@ def test_train_init_may_add_rotary_positions_to_a_learned_model(tiny_checkpoint,
     assert "pos.weight" in assert_one_line_error(r)
 
 
-@pytest.mark.parametrize("switch", ["previous_patch", "seasonal_patch"])
+@pytest.mark.parametrize("switch", ["previous_patch", "seasonal_patch", "seasonal_level"])
 def test_train_init_may_give_the_embedding_a_new_input(switch, tiny_checkpoint, tmp_path):
     start = load_checkpoint(tiny_checkpoint)
     out = tmp_path / f"{switch}.pt"
@@ -235,11 +235,12 @@ def test_train_init_may_give_the_embedding_a_new_input(switch, tiny_checkpoint, 
                 "--out", out)
     assert r.returncode == 0, r.stderr
     cont = load_checkpoint(out)
-    assert cont.model_config == replace(start.model_config, **{switch: True})
+    implied = {"seasonal_patch": True} if switch == "seasonal_level" else {}
+    assert cont.model_config == replace(start.model_config, **{switch: True}, **implied)
     width = start.model.embed_width
     torch.testing.assert_close(cont.model.embed.weight[:, :width], start.model.embed.weight, atol=1e-5, rtol=0)
     assert cont.model.embed.weight[:, width:].abs().max() < 1e-5     # the new inputs start at zero
-    if switch == "seasonal_patch":                                  # the lag it read, in the notes
+    if switch != "previous_patch":                                  # the lag it read, in the notes
         csv = tmp_path / "weekly.csv"
         pd.DataFrame({"value": np.sin(2 * np.pi * np.arange(200) / 7)}).to_csv(csv, index=False)
         r = nanotst("forecast", "--checkpoint", out, "--input", csv, "--horizon", "16",

@@ -66,13 +66,15 @@ def test_a_path_does_not_depend_on_how_many_run_beside_it():
     ("attention", True, "learned", False, False), ("linear", True, "learned", False, False),
     ("nanotst", True, "both", True, False), ("transformer", True, "rope", True, False),
     ("nanotst", True, "both", False, True), ("nanotst", False, "learned", True, True),
-    ("attention", True, "learned", False, True)])
+    ("attention", True, "learned", False, True), ("nanotst", True, "both", False, "level"),
+    ("attention", True, "learned", True, "level")])
 @pytest.mark.parametrize("kept,own", [(56, 8), (43, 16), (5, 8), (8, 56)])
 def test_shared_windows_give_what_each_whole_window_gives(rung, causal, position, previous, seasonal,
                                                           kept, own):
     """...each whole window normalized like the first (noise-free) one, and reading its season."""
     from nanotst.model import PatchForecaster, seasonal_lag, window_stats
-    model = tiny(rung, causal=causal, position=position, previous_patch=previous, seasonal_patch=seasonal)
+    model = tiny(rung, causal=causal, position=position, previous_patch=previous, seasonal_patch=bool(seasonal),
+                 seasonal_level=seasonal == "level")
     if seasonal:                                     # gates that copy some of the season
         torch.nn.init.normal_(model.season_gate.weight, std=0.5)
         torch.nn.init.constant_(model.season_gate.bias, 0.5)
@@ -375,3 +377,23 @@ def test_a_gate_of_one_with_a_silent_head_forecasts_exactly_the_values_one_seaso
     assert fc.season_lag == 12
     np.testing.assert_allclose(fc.median, values[64 - 12:64 - 12 + 24], atol=0.01)   # three patches
     assert tiny(seasonal_patch=True).season_gate.weight.abs().sum() == 0              # gates start shut
+
+
+@pytest.mark.parametrize("level", [True, False])
+def test_a_level_shifted_copy_continues_a_trending_season_and_a_plain_one_falls_behind(level):
+    """With seasonal_level, a gate of one and a silent head, the forecast is the season one lag
+    back moved up by the trend's rise over that lag: a trending season continued exactly, every
+    step of the roll-out. Without the switch it falls behind by the rise over a season, each season."""
+    model = tiny(seasonal_patch=True, seasonal_level=level, position="both")
+    P = 8
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias[:P] = 0.0
+        model.head.bias[P:] = -20.0
+        torch.nn.init.constant_(model.season_gate.bias, 1.0)
+    t = np.arange(64 + 24)
+    values = np.sin(2 * np.pi * t / 12) + 0.5 * np.sign(np.sin(2 * np.pi * t / 12 + 1.0)) + 0.1 * t
+    fc = forecast(model, values[:64], 24, n_samples=8, calibrate=False)
+    assert fc.season_lag == 12
+    behind = 0.0 if level else 0.1 * 12 * (1 + np.arange(24) // 12)   # a season's rise, every season
+    np.testing.assert_allclose(fc.median, values[64:] - behind, atol=0.01)

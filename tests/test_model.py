@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from nanotst.config import RUNGS, ModelConfig
+from nanotst.config import RUNGS, ConfigError, ModelConfig
 from nanotst.model import build_model, next_patch_pairs
 
 
@@ -278,6 +278,47 @@ def test_each_token_reads_the_values_one_lag_before_the_patch_it_predicts(tiny_c
     inputs = model.embed_input(patches, mask, lag=torch.tensor([12]))
     assert inputs.shape[-1] == model.embed_width == 4 * P           # patch, mask, seasonal values, mask
     torch.testing.assert_close(inputs[..., 2 * P:3 * P], values)
+
+
+def test_a_level_shifted_seasonal_patch_starts_where_the_series_is_now(tiny_config):
+    """seasonal_level: the values one lag back, moved by the level's change over that lag (token
+    n's own patch minus the values one lag before it), continue a season across a trend or a
+    level shift exactly; unshifted, they sit where the series was a season ago."""
+    from nanotst.model import seasonal_patches
+    t = torch.arange(512.0)
+    season = torch.sin(2 * math.pi * t / 40)
+    patches, mask = (season + 0.1 * t).view(1, 16, 32), torch.ones(1, 16, 32)
+    for level, fits in ((True, True), (False, False)):
+        values, seen = seasonal_patches(patches, mask, torch.tensor([40]), level=level)
+        assert torch.allclose(values[:, 2:-1], patches[:, 3:], atol=1e-4) == fits   # tokens 2-14
+    # a level shift at value 200: exact again once the values a lag before the token's own patch
+    # are past it too (token 8 on); unshifted, only once those a lag before its target are
+    patches = (season + 5.0 * (t >= 200)).view(1, 16, 32)
+    values, _ = seasonal_patches(patches, mask, torch.tensor([40]), level=True)
+    assert torch.allclose(values[:, 8:-1], patches[:, 9:], atol=1e-4)
+    assert torch.allclose(values[:, 2:5], patches[:, 3:6], atol=1e-4)
+    # padding is never read as data: where the values one lag back are padding they stay zero
+    x = torch.cat([torch.zeros(20), season[:44] + 3.0])[None]
+    mask = (torch.arange(64) >= 20).float()[None]
+    values, seen = seasonal_patches(x.view(1, 2, 32), mask.view(1, 2, 32), torch.tensor([32]), level=True)
+    assert (values[seen == 0] == 0).all() and seen.sum() == 12 + 32
+    assert values[0, 0, 20:].equal(x[0, 20:32])     # nothing a season before token 0: no shift
+
+
+def test_the_level_switch_needs_the_seasonal_patch_and_adds_no_weight(tiny_config):
+    from nanotst.model import with_inputs
+    with pytest.raises(ConfigError, match="seasonal_patch"):
+        dataclasses.replace(tiny_config, seasonal_level=True)
+    seasonal = make(tiny_config, seasonal_patch=True)
+    with torch.no_grad():
+        torch.nn.init.constant_(seasonal.season_gate.bias, 1.0)     # as if trained to copy
+    level = with_inputs(seasonal, seasonal_level=True)
+    assert level.config == dataclasses.replace(seasonal.config, seasonal_level=True)
+    assert level.state_dict().keys() == seasonal.state_dict().keys()
+    assert all(level.state_dict()[k].equal(v) for k, v in seasonal.state_dict().items())
+    x = periodic(64, 16, noise=0.1) + torch.linspace(0, 4, 64)      # a trend: the shift matters
+    assert not torch.allclose(level(x).mu, seasonal(x).mu)
+    assert with_inputs(make(tiny_config), seasonal_level=True).config.seasonal_patch   # implies it
 
 
 def test_a_change_reaches_the_token_a_season_later_and_no_token_before_it(tiny_config):
