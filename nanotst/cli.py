@@ -24,7 +24,7 @@ from .config import POSITIONS, ConfigError, ModelConfig, TrainConfig
 from .data import MIXES, SignalError
 from .files import atomic_write
 from .forecast import QUANTILES, ForecastError, forecast
-from .model import with_dropout, with_inputs, with_position
+from .model import with_inputs, with_position, with_settings
 from .userdata import DataError, future_times
 
 EXPECTED_ERRORS = (ConfigError, SignalError, CheckpointError, DataError, BacktestError, ForecastError,
@@ -89,10 +89,15 @@ def add_train(sub) -> None:
     g.add_argument("--seasonal-level", action="store_true",
                    help="with --seasonal-patch: shift the seasonal patch by how far the level moved in a "
                         "season (the mean of the token's patch minus the mean one season before it)")
+    g.add_argument("--season-slack", type=float, default=None,
+                   help="with --seasonal-patch: a shorter season wins when its correlation is within this "
+                        f"share of the best one's (default {m.season_slack}; with --init the checkpoint's, "
+                        "unless given)")
     g.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
                    help="start from this checkpoint's weights and model config (then leave out the model "
                         "flags; only --dropout, a training setting, --position where the weights fit, "
-                        "--previous-patch, --seasonal-patch and --seasonal-level may change)")
+                        "--previous-patch, --seasonal-patch, --seasonal-level and "
+                        "--season-slack may change)")
     g = p.add_argument_group("training")
     for name in ("n_series", "epochs", "batch_size", "seed"):
         g.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(t, name))
@@ -119,7 +124,7 @@ def add_train(sub) -> None:
 def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
     m = {f.name: getattr(args, f.name) for f in fields(ModelConfig) if f.name != "causal"}
     m["seasonal_patch"] = m["seasonal_patch"] or m["seasonal_level"]     # the level shifts that patch
-    for name in ("dropout", "position"):             # None: not given (--init keeps the checkpoint's)
+    for name in ("dropout", "position", "season_slack"):     # None: not given (--init keeps the checkpoint's)
         if m[name] is None:
             m[name] = getattr(ModelConfig, name)
     t = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
@@ -131,7 +136,7 @@ def _architecture(config: ModelConfig) -> ModelConfig:
     position encoding (with_position checks that the weights fit another one) and whether the
     embedding reads the previous or the seasonal patch (with_inputs adds them)."""
     return replace(config, dropout=0.0, position=ModelConfig.position, previous_patch=False,
-                   seasonal_patch=False, seasonal_level=False)
+                   seasonal_patch=False, seasonal_level=False, season_slack=0.0)
 
 
 def _progress(trainer, start: float) -> str:
@@ -165,13 +170,16 @@ def cmd_train(args) -> int:
         init_model = load_checkpoint(args.init).model
         if _architecture(model_config) not in (_architecture(ModelConfig()), _architecture(init_model.config)):
             raise CLIError("--init takes the model config from the checkpoint; leave out the model flags "
-                           "(--position, --dropout, --previous-patch, --seasonal-patch and --seasonal-level may change)")
+                           "(--position, --dropout, --previous-patch, --seasonal-patch, --seasonal-level and "
+                        "--season-slack may change)")
         try:      # --position may change how positions are encoded where the weights fit
             init_model = with_position(init_model, args.position or init_model.config.position)
         except ValueError as e:
             raise CLIError(f"--position: {e}") from None
         if args.dropout is not None:
-            init_model = with_dropout(init_model, args.dropout)
+            init_model = with_settings(init_model, dropout=args.dropout)
+        if args.season_slack is not None:
+            init_model = with_settings(init_model, season_slack=args.season_slack)
         init_model = with_inputs(init_model, args.previous_patch, args.seasonal_patch, args.seasonal_level)
         model_config = None
     if args.max_steps is not None and args.max_steps < 1:

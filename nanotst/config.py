@@ -80,6 +80,7 @@ class ModelConfig:
     previous_patch: bool = False  # ... and the patch before it: a token sees 2 patches of values
     seasonal_patch: bool = False  # ... and the values one season before the patch it predicts
     seasonal_level: bool = False  # ... shifted to the token's level (needs seasonal_patch)
+    season_slack: float = 0.0    # a shorter season wins within this share of the best's correlation
 
     def __post_init__(self):
         _require(self.rung in RUNGS, "rung", f"must be one of {', '.join(RUNGS)}, got {self.rung!r}")
@@ -100,6 +101,8 @@ class ModelConfig:
         for name in ("input_mask", "previous_patch", "seasonal_patch", "seasonal_level"):
             _require(isinstance(getattr(self, name), bool), name,
                      f"must be true or false, got {getattr(self, name)!r}")
+        _require(isinstance(self.season_slack, (int, float)) and 0.0 <= self.season_slack < 1.0,
+                 "season_slack", f"must be in [0, 1), got {self.season_slack!r}")
         _require(self.seasonal_patch or not self.seasonal_level, "seasonal_level",
                  "shifts the seasonal patch, so it needs seasonal_patch")
         _require(isinstance(self.min_sigma, (int, float)) and 0 < self.min_sigma < 1e6,

@@ -187,7 +187,7 @@ def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Ten
     n, horizon, _ = noise.shape
     if model.config.seasonal_patch and lag is None:
         patches, observed, _, _ = model.patchify(context[:, -L:])
-        lag = seasonal_lag(patches, observed)
+        lag = seasonal_lag(patches, observed, model.config.season_slack)
     mu, sigma, loc, scale = first or model.predict_next(context[:, -L:], head_mask=head_mask, lag=lag)
     noise = torch.cat([noise.new_zeros(1, *noise.shape[1:]), noise])  # row 0: the noise-free path
     own = context.new_zeros(n + 1, 0)                                  # each row's sampled values
@@ -248,7 +248,7 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
         # one pass over the context: the first patch's forecast, and the one-step errors the
         # bands are calibrated on
         patches, observed, unit_loc, unit_scale = model.patchify(x)
-        lag = seasonal_lag(patches, observed) if cfg.seasonal_patch else None
+        lag = seasonal_lag(patches, observed, cfg.season_slack) if cfg.seasonal_patch else None
         mu, sigma, _ = model.predict(patches, observed, False, head_mask, lag)
         sigma_scale = context_sigma_scale(patches, observed, mu, sigma) if calibrate else 1.0
         first = (mu[:, -1], None if sigma is None else sigma[:, -1], unit_loc, unit_scale)

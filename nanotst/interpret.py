@@ -196,7 +196,7 @@ def season_copy(model: PatchForecaster, values) -> SeasonCopy | None:
     x = torch.as_tensor(context, dtype=torch.float32, device=next(model.parameters()).device)[None]
     with eval_mode(model):
         patches, mask, _, _ = model.patchify(x)
-        lag = int(seasonal_lag(patches, mask)[0])
+        lag = int(seasonal_lag(patches, mask, model.config.season_slack)[0])
         gates = model.season_gates(x)[0].double().cpu().numpy()
     return SeasonCopy(lag, gates, -padded)
 

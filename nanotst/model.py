@@ -10,8 +10,9 @@ and predicts patch n+1 from patches 0..n. An input that is not a whole number of
 padded at the start; a mask says which values are padding, so the normalization ignores them
 and the embedding can tell them from data (as in TimesFM); with config.previous_patch a token's
 embedding reads the patch before it too (an experiment), and with config.seasonal_patch the values
-one season before the patch it predicts, the season found in the window (seasonal_lag). As in a GPT, the targets are the input shifted by one
-step, here one patch: `x, y = next_patch_pairs(series, P)`. The normalization statistics come
+one season before the patch it predicts, the season found in the window (seasonal_lag; a gate
+copies a share of them into mu), moved to the current level with config.seasonal_level. As in a
+GPT, the targets are the input shifted by one step, here one patch: `x, y = next_patch_pairs(series, P)`. The normalization statistics come
 from x only, so the prediction after the last input patch never sees its target's mean and spread
 (it is exactly what a forecast asks for). `forward` returns a Prediction and stores nothing on
 the module: one model can serve many threads and browser sessions at once.
@@ -311,7 +312,7 @@ class PatchForecaster(nn.Module):
         x = torch.cat([prefix.expand(own.size(0), -1), own], dim=1)
         patches, mask, _, _ = self.patchify(x, stats=(loc, scale))
         if self.config.seasonal_patch and lag is None:     # like loc and scale: the first window's
-            lag = seasonal_lag(patches[:1], mask[:1])
+            lag = seasonal_lag(patches[:1], mask[:1], self.config.season_slack)
         mu, sigma, _ = self.predict(patches, mask, False, head_mask, lag)
         return mu[:, -1], None if sigma is None else sigma[:, -1]
 
@@ -324,7 +325,8 @@ class PatchForecaster(nn.Module):
         N = patches.size(1)
         if before is not None:
             patches, mask = with_before(patches, mask, before)
-        values, seen = seasonal_patches(patches, mask, lag, level=self.config.seasonal_level)
+        values, seen = seasonal_patches(patches, mask, lag, level=self.config.seasonal_level,
+                                        slack=self.config.season_slack)
         return values[:, -N:], seen[:, -N:]
 
     def embed_input(self, patches, mask, before=None, lag=None, season=None):
@@ -406,7 +408,7 @@ def window_stats(x: torch.Tensor, observed: torch.Tensor | None = None):
     return loc, var.sqrt() + NORM_EPS
 
 
-def seasonal_lag(patches: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def seasonal_lag(patches: torch.Tensor, mask: torch.Tensor, slack: float = 0.0) -> torch.Tensor:
     """(B,) for each window (patches, mask (B, N, P)): the lag L, at least one patch and at most
     half the observed values, at which the window best repeats itself: the highest correlation
     between its values and those L earlier, after a straight line through it is taken out (a
@@ -414,7 +416,10 @@ def seasonal_lag(patches: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     seasonal naive does with a known season. A season shorter than a patch gives its smallest
     multiple that is a patch or longer (7 -> 35 with patches of 32), and a period that is not a
     whole number of values a multiple near one. Nothing repeats (noise, a trend): the lag is one
-    patch, and the seasonal patch is the token's own."""
+    patch, and the seasonal patch is the token's own.
+    slack: a shorter peak also wins when its correlation is within this share of the best one
+    (config.season_slack): a yearly season beats an irregular cycle that happened to line up
+    once (El Niño's 11 years), at the cost of a long season that a short one nearly matches."""
     B, N, P = patches.shape
     x, m = patches.reshape(B, N * P).double(), mask.reshape(B, N * P).double()
     t = torch.arange(N * P, dtype=x.dtype, device=x.device).expand(B, -1)
@@ -444,23 +449,23 @@ def seasonal_lag(patches: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     # error is about (1 - r^2) / sqrt(pairs)): take the shortest peak within 2 standard errors
     # of the best one
     best = corr.masked_fill(~peak, -2.0).max(dim=1, keepdim=True).values
-    tolerance = 0.01 + 2 * (1 - best.clamp(-1, 1) ** 2) / (count / 2).sqrt()
+    tolerance = 0.01 + 2 * (1 - best.clamp(-1, 1) ** 2) / (count / 2).sqrt() + slack * best.clamp_min(0)
     chosen = peak & (corr >= best - tolerance)
     lag = chosen.to(torch.int8).argmax(dim=1)                             # the first such lag
     return torch.where(chosen.any(1), lag, torch.full_like(lag, P))
 
 
 def seasonal_patches(patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tensor | None = None,
-                     level: bool = False):
+                     level: bool = False, slack: float = 0.0):
     """For each token of a window (patches, mask (B, N, P)), the values one lag before the patch
     it predicts, and their mask (B, N, P): token n reads the values at positions (n + 1) P - L to
     (n + 2) P - L - 1, all before its target since L >= P. Before the window's start they are
-    padding. lag (B,) or (1,) (default: seasonal_lag of the window).
+    padding. lag (B,) or (1,) (default: seasonal_lag of the window, with this slack).
     level: shift them by how far the level moved in a season: the mean of the token's own patch
     minus the mean of the values one lag before it. A season copied across a trend or a level
     shift then starts where the series is now, not where it was a season ago."""
     B, N, P = patches.shape
-    lag = seasonal_lag(patches, mask) if lag is None else lag.to(patches.device).expand(B)
+    lag = seasonal_lag(patches, mask, slack) if lag is None else lag.to(patches.device).expand(B)
 
     def back(offset):           # the values (and mask) at each position + offset - lag
         source = torch.arange(N * P, device=patches.device) + offset - lag[:, None]     # (B, N * P)
@@ -690,7 +695,7 @@ class Transformer(PatchForecaster):
         own_patches, own_mask, _, _ = self.patchify(own, stats=(loc, scale))
         if self.config.seasonal_patch and lag is None:    # the first (noise-free) window's
             lag = seasonal_lag(torch.cat([pre_patches, own_patches[:1]], dim=1),
-                               torch.cat([pre_mask, own_mask[:1]], dim=1))
+                               torch.cat([pre_mask, own_mask[:1]], dim=1), self.config.season_slack)
         before = (pre_patches, pre_mask)
         x_pre = self.embed_patches(pre_patches, pre_mask, following=own_patches.size(1),
                                    season=self.season_inputs(pre_patches, pre_mask, lag=lag))
@@ -726,12 +731,20 @@ def build_model(config: ModelConfig) -> PatchForecaster:
     return LADDER[config.rung](config)
 
 
-def with_dropout(model: PatchForecaster, p: float) -> PatchForecaster:
-    """The same weights in a model whose config has dropout p: dropout is a training setting, so
-    a run that continues from a checkpoint may change it (the rest of the config may not)."""
-    if p == model.config.dropout:
+WEIGHTLESS = ("dropout", "season_slack")   # config fields a trained model may change: no weight depends on them
+
+
+def with_settings(model: PatchForecaster, **changes) -> PatchForecaster:
+    """The same weights in a model whose config has these WEIGHTLESS fields changed: dropout (a
+    training setting) or season_slack (how the lag is chosen), so a run that continues from a
+    checkpoint may change them (the rest of the config may not)."""
+    if set(changes) - set(WEIGHTLESS):
+        raise ValueError(f"only {', '.join(WEIGHTLESS)} can change without new weights, not "
+                         f"{', '.join(sorted(set(changes) - set(WEIGHTLESS)))}")
+    config = replace(model.config, **changes)
+    if config == model.config:
         return model
-    new = build_model(replace(model.config, dropout=p))
+    new = build_model(config)
     new.load_state_dict(model.state_dict())
     return new
 

@@ -280,6 +280,7 @@ EXPERIMENTS = {
     "loss": "Loss: plain Gaussian NLL against beta-NLL (beta 0.5, the shipped model's last stage)",
     "previous": "Previous patch: each token reads its own patch, or the patch before it too",
     "seasonal": "Seasonal patch: each token reads its own patch, or also the values one season before its target",
+    "level": "Season's level: the seasonal patch as it was a season ago, or moved to where the series is now",
 }
 
 
@@ -320,6 +321,9 @@ def experiment_variants(kind: str, steps: int = 300, settings: TrainSettings | N
     if kind == "seasonal":
         return [Variant("own patch only", _base(s), tc),
                 Variant("own and seasonal patch", _base(s, seasonal_patch=True), tc)]
+    if kind == "level":
+        return [Variant("seasonal patch as it was", _base(s, seasonal_patch=True), tc),
+                Variant("seasonal patch at today's level", _base(s, seasonal_patch=True, seasonal_level=True), tc)]
     if kind == "loss":
         return [Variant("plain NLL", _base(s), tc), Variant("beta-NLL 0.5", _base(s), replace(tc, nll_beta=0.5))]
     raise KeyError(f"unknown experiment {kind!r}; known: {', '.join(EXPERIMENTS)}")

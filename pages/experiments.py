@@ -64,6 +64,12 @@ EXPLAIN = {
                 "periodic shapes 19% better (0.924 against 1.141). The shipped model is such a round. "
                 "Where it costs: it copies quasi-cycles that do not repeat exactly (on the Forecast "
                 "page's examples, El Niño's 11 years and the sunspots' cycle 89 years back).",
+    "level": "The seasonal patch is the values one season back: where the series was a season ago. "
+             "Across a trend or after a level shift, a copied season then sits too low or too high, and "
+             "the model has to learn the difference on top. At today's level, the patch is moved by how "
+             "far the series moved in that season (the mean of the token's own patch minus the mean of "
+             "the values one season before it): a seasonal difference, as ARIMA takes one. It adds no "
+             "weight. LEVEL_MEASURED",
 }
 
 st.title("Experiments")

@@ -385,15 +385,17 @@ def test_experiment_runs_with_progress(ckpt_dir):
     assert at.success and "reads the answer" in at.success[0].value
 
 
-@pytest.mark.parametrize("kind,variant,switch,caption", [
-    ("previous", "own and previous patch", "previous_patch", "patch boundary"),
-    ("seasonal", "own and seasonal patch", "seasonal_patch", "one season")])
-def test_the_input_experiments_run_both_inputs(kind, variant, switch, caption, ckpt_dir):
+@pytest.mark.parametrize("kind,base,variant,switch,caption", [
+    ("previous", "own patch only", "own and previous patch", "previous_patch", "patch boundary"),
+    ("seasonal", "own patch only", "own and seasonal patch", "seasonal_patch", "one season"),
+    ("level", "seasonal patch as it was", "seasonal patch at today's level", "seasonal_level", "a season ago")])
+def test_the_input_experiments_run_both_inputs(kind, base, variant, switch, caption, ckpt_dir):
     at, run = run_experiment(kind)
     assert any(caption in c.value for c in at.caption)
-    assert run.done and set(run.results) == {"own patch only", variant}
-    assert getattr(run.models[variant].config, switch)
-    assert run.results[variant]["params"] > run.results["own patch only"]["params"]
+    assert run.done and set(run.results) == {base, variant}
+    assert getattr(run.models[variant].config, switch) and not getattr(run.models[base].config, switch)
+    new_weights = switch != "seasonal_level"                  # the level moves the patch, adds no weight
+    assert (run.results[variant]["params"] > run.results[base]["params"]) == new_weights
 
 
 def app_with_default(config: ModelConfig, name: str, tmp_path, monkeypatch) -> AppTest:
@@ -408,9 +410,10 @@ def app_with_default(config: ModelConfig, name: str, tmp_path, monkeypatch) -> A
     return at
 
 
-@pytest.mark.parametrize("switch", ["previous_patch", "seasonal_patch"])
+@pytest.mark.parametrize("switch", ["previous_patch", "seasonal_patch", "seasonal_level"])
 def test_every_page_works_for_a_model_with_more_inputs(switch, tmp_path, monkeypatch):
-    at = app_with_default(ModelConfig(n_layers=1, d_model=16, n_heads=2, **{switch: True}), switch,
+    implied = {"seasonal_patch": True} if switch == "seasonal_level" else {}
+    at = app_with_default(ModelConfig(n_layers=1, d_model=16, n_heads=2, **{switch: True}, **implied), switch,
                           tmp_path, monkeypatch)
     for page in ("pages/signals.py", "pages/attention.py", "pages/inside.py", "pages/forecast.py"):
         at.switch_page(page).run()
@@ -418,8 +421,8 @@ def test_every_page_works_for_a_model_with_more_inputs(switch, tmp_path, monkeyp
         assert switch in at.sidebar.caption[0].value
         if page == "pages/attention.py":     # the season it copies, only where it reads one
             shown = [h.value for h in at.subheader]
-            assert ("Copying the season" in shown) == (switch == "seasonal_patch")
-            if switch == "seasonal_patch":
+            assert ("Copying the season" in shown) == (switch != "previous_patch")
+            if switch != "previous_patch":
                 gates = next(s for s in specs(at) if "copies the values" in s["layout"]["title"]["text"])
                 assert len(_array(gates["data"][0]["y"])) == 16
 

@@ -249,6 +249,22 @@ def test_train_init_may_give_the_embedding_a_new_input(switch, tiny_checkpoint, 
         assert "values back" in r.stderr or "no season repeats" in r.stderr
 
 
+def test_train_init_may_change_the_season_slack_and_keeps_it_otherwise(tiny_checkpoint, tmp_path):
+    args = ("--n-series", "32", "--epochs", "1", "--batch-size", "16", "--lr", "1e-9", "--threads", "1",
+            "--no-report")
+    slack = tmp_path / "slack.pt"
+    r = nanotst("train", "--init", tiny_checkpoint, "--seasonal-level", "--season-slack", "0.15", *args,
+                "--out", slack)
+    assert r.returncode == 0, r.stderr
+    config = load_checkpoint(slack).model_config
+    assert config.season_slack == 0.15 and config.seasonal_level and config.seasonal_patch
+    kept = tmp_path / "kept.pt"
+    assert nanotst("train", "--init", slack, *args, "--out", kept).returncode == 0
+    assert load_checkpoint(kept).model_config == config
+    r = nanotst("train", "--init", slack, "--season-slack", "2", *args, "--out", tmp_path / "x.pt")
+    assert "season_slack" in assert_one_line_error(r)
+
+
 def test_train_init_refuses_model_flags_that_disagree(tiny_checkpoint, tmp_path):
     r = nanotst("train", "--init", tiny_checkpoint, "--d-model", "32", "--out", tmp_path / "x.pt")
     assert "leave out the model flags" in assert_one_line_error(r)

@@ -261,6 +261,34 @@ def test_without_a_season_the_lag_is_one_patch_and_never_reaches_past_half_the_d
     assert lag_of(model, periodic(3, 2)) == 32                      # a few values
 
 
+def test_a_slack_lets_a_shorter_season_win_over_a_longer_one_that_repeats_a_little_better():
+    """A season of 40 under a slower swing of 160: the window repeats best 160 values back
+    (r about 0.99) and nearly as well 40 back (0.86). season_slack 0.15 takes the shorter one."""
+    from nanotst.model import seasonal_lag
+    t = torch.arange(512.0)
+    x = torch.sin(2 * math.pi * t / 40) + 0.4 * torch.sin(2 * math.pi * t / 160)
+    x = x + 0.1 * torch.randn(512, generator=torch.Generator().manual_seed(0))
+    patches, mask = x.view(1, 16, 32), torch.ones(1, 16, 32)
+    assert seasonal_lag(patches, mask).item() == 160
+    assert seasonal_lag(patches, mask, slack=0.15).item() == 40
+    model = make(ModelConfig(n_layers=1, d_model=16, n_heads=2), seasonal_patch=True, season_slack=0.15)
+    values, _ = model.season_inputs(patches, mask)          # the model reads the lag its config asks for
+    assert values[0, 5].equal(x[6 * 32 - 40:7 * 32 - 40])
+
+
+def test_a_trained_model_may_change_its_weightless_settings_only():
+    from nanotst.model import with_settings
+    model = make(ModelConfig(n_layers=1, d_model=16, n_heads=2), seasonal_patch=True)
+    slack = with_settings(model, season_slack=0.2, dropout=0.0)
+    assert slack.config == dataclasses.replace(model.config, season_slack=0.2, dropout=0.0)
+    assert all(slack.state_dict()[k].equal(v) for k, v in model.state_dict().items())
+    assert with_settings(model) is model
+    with pytest.raises(ValueError, match="d_model"):
+        with_settings(model, d_model=32)
+    with pytest.raises(ConfigError, match="season_slack"):
+        with_settings(model, season_slack=1.5)
+
+
 def test_each_token_reads_the_values_one_lag_before_the_patch_it_predicts(tiny_config):
     from nanotst.model import seasonal_patches
     model = make(tiny_config, seasonal_patch=True)

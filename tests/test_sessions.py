@@ -80,11 +80,11 @@ def test_release_pauses_the_run():
     assert not run.training.running and run.holder is None
 
 
-def test_the_position_padding_previous_seasonal_and_loss_experiments_differ_only_in_their_switch():
+def test_the_position_padding_previous_seasonal_level_and_loss_experiments_differ_only_in_their_switch():
     from dataclasses import replace
     from nanotst.sessions import experiment_variants
     for kind, field in (("position", "position"), ("padding", "input_mask"), ("previous", "previous_patch"),
-                        ("seasonal", "seasonal_patch")):
+                        ("seasonal", "seasonal_patch"), ("level", "seasonal_level")):
         a, *others = experiment_variants(kind, steps=20)
         for b in others:
             assert getattr(a.model_config, field) != getattr(b.model_config, field)
