@@ -69,7 +69,7 @@ EXPLAIN = {
              "the model has to learn the difference on top. At today's level, the patch is moved by how "
              "far the series moved in that season (the mean of the token's own patch minus the mean of "
              "the values one season before it): a seasonal difference, as ARIMA takes one. It adds no "
-             "weight. LEVEL_MEASURED",
+             "weight.",
 }
 
 st.title("Experiments")
