@@ -234,6 +234,13 @@ def pipeline_stages(model: PatchForecaster, values: np.ndarray) -> list[Stage]:
               Stage("normalized", str(x.shape[1]), ((x - loc) / scale)[0].numpy(),
                     f"(x − {float(loc):.3g}) / {float(scale):.3g}: mean 0, std 1"),
               Stage("patches", f"{N}×{P}", patches[0].numpy(), f"{N} tokens of {P} values")]
+    if cfg.seasonal_patch and cfg.rung != "linear":
+        lag = seasonal_lag(patches, mask, cfg.season_slack)
+        season, _ = model.season_inputs(patches, mask, lag=lag)
+        moved = ", moved to the token's level" if cfg.seasonal_level else ""
+        stages.append(Stage("seasonal patches", f"{N}×{P}", season[0].numpy(),
+                            f"row n: the values {int(lag)} back from patch n+1{moved}; the embedding "
+                            f"reads them, and a gate copies a share into μ"))
     where = {"learned": ", plus a learned position", "rope": ", positions are rotary (in attention)",
              "both": ", plus a learned position; rotary positions in attention too"}
     notes = {"embeddings": f"each patch → {cfg.d_model} numbers"

@@ -111,3 +111,23 @@ def test_season_copy_gives_the_lag_and_one_gate_per_query_patch():
     with torch.no_grad():
         model.season_gate.bias.fill_(0.7)
     np.testing.assert_allclose(season_copy(model, values).gates, 0.7, rtol=1e-6)
+
+
+def test_the_pipeline_shows_the_seasonal_patches_only_for_a_model_that_reads_them():
+    from nanotst.interpret import pipeline_stages
+    from nanotst.model import seasonal_patches
+    torch.manual_seed(0)
+    small = dict(context_length=64, patch_size=8, d_model=16, n_heads=2, n_layers=1)
+    values = np.sin(2 * np.pi * np.arange(64) / 12) + 0.05 * np.arange(64)
+    plain = [s.name for s in pipeline_stages(build_model(ModelConfig(**small)).eval(), values)]
+    assert "seasonal patches" not in plain
+    for level in (False, True):
+        model = build_model(ModelConfig(**small, seasonal_patch=True, seasonal_level=level)).eval()
+        stages = pipeline_stages(model, values)
+        names = [s.name for s in stages]
+        assert names == plain[:3] + ["seasonal patches"] + plain[3:]
+        season = stages[3]
+        patches, mask, _, _ = model.patchify(torch.as_tensor(values, dtype=torch.float32)[None])
+        want, _ = seasonal_patches(patches, mask, torch.tensor([12]), level=level)
+        np.testing.assert_allclose(season.array, want[0].numpy(), atol=1e-6)
+        assert "12 back" in season.note and ("level" in season.note) == level
