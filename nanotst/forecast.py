@@ -111,6 +111,18 @@ def quantile_name(level: float) -> str:
     return f"q{round(100 * float(level), 6):g}"
 
 
+def season_note(lag: int, patch_size: int, level: bool) -> str:
+    """What a model with config.seasonal_patch read one season back, in a sentence."""
+    moved = ", moved by how far the level moved since" if level else ""
+    if lag > patch_size:
+        return (f"the context repeats itself best {lag} values back: each patch's forecast also read "
+                f"the values that far before it{moved}")
+    if level:
+        return ("no season repeats twice in the context: each patch's forecast also read the patch "
+                "before it, moved by the level's latest change")
+    return "no season repeats twice in the context: the model copied none"
+
+
 def prepare_context(values, patch_size: int, context_length: int) -> tuple[np.ndarray, int, int]:
     """Keep the most recent values, at most context_length of them.
 
@@ -264,9 +276,7 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
         notes.append(f"padded {padded} values at the start to make whole patches of {P} "
                      f"(masked: the model knows they are not data)")
     if lag is not None:
-        notes.append(f"the context repeats itself best {int(lag)} values back: each patch's forecast "
-                     f"also read the values that far before it" if int(lag) > P else
-                     "no season repeats twice in the context: the model copied none")
+        notes.append(season_note(int(lag), P, cfg.seasonal_level))
     if sigma_scale > 1.05:
         notes.append(f"bands widened {sigma_scale:.2f}x: the model's own one-step errors on the "
                      f"latest patches of this context were larger than its sigma")

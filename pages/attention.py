@@ -58,10 +58,13 @@ st.caption(f"**Why so much on patch 0?** Every query can see patch 0, and a soft
 copy = ui.season(active.key, active.model, signal.values)
 if copy is not None:
     st.subheader("Copying the season")
+    moved = (", moved up or down by how far the series moved since (the model's config "
+             "`seasonal_level`)" if active.config.seasonal_level else "")
     found = (f"This window repeats itself best **{copy.lag} values back**, so each patch also reads "
-             f"the {P} values {copy.lag} steps before the patch it predicts"
+             f"the {P} values {copy.lag} steps before the patch it predicts{moved}"
              if copy.lag > P else
-             "No season repeats twice in this window, so each patch's “seasonal patch” is simply its own")
+             "No season repeats twice in this window, so each patch's “seasonal patch” is simply its "
+             f"own{moved}")
     st.markdown(f"{found}, and adds a share of them to its forecast: its **gate**, read from its own "
                 f"state (0 ignores them, 1 adds all of them on top of its own guess). A clean "
                 f"repeating shape opens the gates; noise, a trend or a broken pattern closes them.")
