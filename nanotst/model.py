@@ -441,18 +441,26 @@ def seasonal_lag(patches: torch.Tensor, mask: torch.Tensor, slack: float = 0.0) 
     longest = (count / 2).floor()
     allowed = (lags >= P) & (lags <= longest) & varies                    # (B, N * P)
     # a peak: the highest lag within 2 either side (looking 2 past the longest lag allowed, so
-    # that a season of exactly half the window counts and a rising edge does not)
-    seen = (lags >= P) & (lags <= longest + 2) & varies
-    corr = corr.masked_fill(~seen, -2.0)
-    peak = allowed & (corr >= F.max_pool1d(corr[:, None], 5, stride=1, padding=2)[:, 0])
+    # that a season of exactly half the window counts and a rising edge does not). Lag P counts
+    # when the correlation falls after it: nothing repeats better than the nearest past (a random
+    # walk's correlation only falls), or a season shorter than P, whose true peak is below it.
+    peak = is_peak(corr, (lags >= P) & (lags <= longest + 2) & varies) & allowed
     # every multiple of a season correlates about as well, up to sampling noise (its standard
     # error is about (1 - r^2) / sqrt(pairs)): take the shortest peak within 2 standard errors
-    # of the best one
+    # of the best one, or within the slack where it is a true peak (one that also tops the
+    # lags just below it: a season of 30 peaks at 60, lag 32 is only its falling edge)
     best = corr.masked_fill(~peak, -2.0).max(dim=1, keepdim=True).values
-    tolerance = 0.01 + 2 * (1 - best.clamp(-1, 1) ** 2) / (count / 2).sqrt() + slack * best.clamp_min(0)
-    chosen = peak & (corr >= best - tolerance)
+    tolerance = 0.01 + 2 * (1 - best.clamp(-1, 1) ** 2) / (count / 2).sqrt()
+    true_peak = is_peak(corr, (lags >= max(P - 2, 1)) & (lags <= longest + 2) & varies) & allowed
+    chosen = (peak & (corr >= best - tolerance)) | (true_peak & (corr >= best - tolerance - slack * best.clamp_min(0)))
     lag = chosen.to(torch.int8).argmax(dim=1)                             # the first such lag
     return torch.where(chosen.any(1), lag, torch.full_like(lag, P))
+
+
+def is_peak(corr: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """(B, L) where corr is the highest of the seen lags within 2 either side."""
+    corr = corr.masked_fill(~seen, -2.0)
+    return seen & (corr >= F.max_pool1d(corr[:, None], 5, stride=1, padding=2)[:, 0])
 
 
 def seasonal_patches(patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tensor | None = None,

@@ -271,6 +271,10 @@ def test_a_slack_lets_a_shorter_season_win_over_a_longer_one_that_repeats_a_litt
     patches, mask = x.view(1, 16, 32), torch.ones(1, 16, 32)
     assert seasonal_lag(patches, mask).item() == 160
     assert seasonal_lag(patches, mask, slack=0.15).item() == 40
+    # the slack takes true peaks only: a season of 31 correlates nearly as well 32 values back (the
+    # falling edge of its peak at 31, which is too short to copy) as 62 back
+    square = torch.sign(torch.sin(2 * math.pi * t / 31 + 0.3)).view(1, 16, 32)
+    assert seasonal_lag(square, mask, slack=0.15).item() == seasonal_lag(square, mask).item() == 62
     model = make(ModelConfig(n_layers=1, d_model=16, n_heads=2), seasonal_patch=True, season_slack=0.15)
     values, _ = model.season_inputs(patches, mask)          # the model reads the lag its config asks for
     assert values[0, 5].equal(x[6 * 32 - 40:7 * 32 - 40])
