@@ -27,7 +27,7 @@ import torch
 
 from .config import ConfigError, ModelConfig, TrainConfig
 from .files import atomic_write, remove_stale_temps
-from .model import PatchForecaster, build_model, with_inputs
+from .model import PatchForecaster, build_model, with_inputs, with_settings
 
 FORMAT = "nanotst-checkpoint"
 VERSION = 1
@@ -295,14 +295,15 @@ def load_checkpoint(source, max_bytes: int = MAX_BYTES) -> LoadedCheckpoint:
                             created=ckpt.get("created"))
 
 
-def average_checkpoints(sources, out, name: str | None = None) -> Path:
+def average_checkpoints(sources, out, name: str | None = None, **settings) -> Path:
     """A model soup (Wortsman et al. 2022): one model whose every weight is the mean of that weight
     in the given checkpoints, which must share one architecture (and should share a start: runs
     continued from one checkpoint sit in one basin, so their mean is a model too, often a better
     one). A model without an input the others read (config.previous_patch, seasonal_patch) takes
     part with zero weights for it, as training from it with that input would start (with_inputs).
     Saved atomically to `out` with the first checkpoint's training record and data spec (its
-    `averaged_from` naming every source) and its grammar metrics measured anew."""
+    `averaged_from` naming every source) and its grammar metrics measured anew. settings: config
+    fields no weight depends on (model.WEIGHTLESS) that the mean gets, e.g. season_slack."""
     sources = list(sources)
     if len(sources) < 2:
         raise CheckpointError("averaging needs at least two checkpoints")
@@ -321,6 +322,7 @@ def average_checkpoints(sources, out, name: str | None = None) -> Path:
         for key, value in other.state_dict().items():
             total[key] += value.double()
     model.load_state_dict({key: (value / len(sources)).float() for key, value in total.items()})
+    model = with_settings(model, **settings)
     data_spec = {**(first.data_spec or {}), "averaged_from": [str(source) for source in sources]}
     return save_checkpoint(out, model, first.train_config, first.history, first.snapshots, data_spec,
                            name=name)

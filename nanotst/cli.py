@@ -296,13 +296,21 @@ def add_average(sub) -> None:
     p.add_argument("checkpoints", type=Path, nargs="+")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--name", default=None, help="the model's name (default: the output file's stem)")
+    p.add_argument("--season-slack", type=float, default=None,
+                   help="the mean's season_slack (a setting no weight depends on; default: the first "
+                        "checkpoint's)")
     p.set_defaults(func=cmd_average)
 
 
 def cmd_average(args) -> int:
     if len(args.checkpoints) > MAX_AVERAGED:
         raise CLIError(f"at most {MAX_AVERAGED} checkpoints can be averaged, got {len(args.checkpoints)}")
-    out = average_checkpoints(args.checkpoints, args.out, args.name)
+    settings = {} if args.season_slack is None else {"season_slack": args.season_slack}
+    try:                                   # before any checkpoint is read
+        ModelConfig(**settings)
+    except ConfigError as e:
+        raise CLIError(str(e)) from None
+    out = average_checkpoints(args.checkpoints, args.out, args.name, **settings)
     print(f"saved {out}: the mean of {len(args.checkpoints)} checkpoints' weights")
     return 0
 
