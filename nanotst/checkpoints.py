@@ -303,10 +303,11 @@ def average_checkpoints(sources, out, name: str | None = None, **settings) -> Pa
     part with zero weights for it, as training from it with that input would start (with_inputs).
     Saved atomically to `out` with the first checkpoint's training record and data spec (its
     `averaged_from` naming every source) and its grammar metrics measured anew. settings: config
-    fields no weight depends on (model.WEIGHTLESS) that the mean gets, e.g. season_slack."""
+    fields no weight depends on (model.WEIGHTLESS) that the mean gets, e.g. season_slack; with
+    settings, one checkpoint is enough: its copy with those settings."""
     sources = list(sources)
-    if len(sources) < 2:
-        raise CheckpointError("averaging needs at least two checkpoints")
+    if len(sources) < 2 and not settings:
+        raise CheckpointError("averaging needs at least two checkpoints (or one and a setting to change)")
     configs = [load_checkpoint(source).model_config for source in sources]
     inputs = {"previous_patch": any(c.previous_patch for c in configs),
               "seasonal_patch": any(c.seasonal_patch for c in configs)}

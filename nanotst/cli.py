@@ -292,7 +292,8 @@ def cmd_evaluate(args) -> int:
 # ---- average -------------------------------------------------------------------------------------
 
 def add_average(sub) -> None:
-    p = sub.add_parser("average", help="average the weights of checkpoints of one architecture (a model soup)")
+    p = sub.add_parser("average", help="average the weights of checkpoints of one architecture (a model soup); "
+                                       "one checkpoint with --season-slack: its copy with that slack")
     p.add_argument("checkpoints", type=Path, nargs="+")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--name", default=None, help="the model's name (default: the output file's stem)")
@@ -311,7 +312,10 @@ def cmd_average(args) -> int:
     except ConfigError as e:
         raise CLIError(str(e)) from None
     out = average_checkpoints(args.checkpoints, args.out, args.name, **settings)
-    print(f"saved {out}: the mean of {len(args.checkpoints)} checkpoints' weights")
+    if len(args.checkpoints) == 1:
+        print(f"saved {out}: {args.checkpoints[0]}'s weights with season_slack {args.season_slack}")
+    else:
+        print(f"saved {out}: the mean of {len(args.checkpoints)} checkpoints' weights")
     return 0
 
 

@@ -69,7 +69,12 @@ EXPLAIN = {
              "the model has to learn the difference on top. At today's level, the patch is moved by how "
              "far the series moved in that season (the mean of the token's own patch minus the mean of "
              "the values one season before it): a seasonal difference, as ARIMA takes one. It adds no "
-             "weight.",
+             "weight. Measured on the full model (checkpoints/README.md, stage 14): one training round "
+             "from stage 11's model with the level, against the same round (same seed, same series) "
+             "without it, forecast the held-out real series 2% better (relative MAE 0.744 against "
+             "0.760) and the synthetic shapes 5% better (0.707 against 0.741): the random walk 1.55 → "
+             "0.73 of seasonal naive, the level shift 1.87 → 1.38, the goog200 stock price 1.82 → "
+             "1.35; sharp periodic shapes alike (0.926 against 0.925).",
 }
 
 st.title("Experiments")

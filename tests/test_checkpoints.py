@@ -67,14 +67,13 @@ def test_a_model_without_the_seasonal_input_averages_with_zero_weights_for_it(tr
     torch.testing.assert_close(soup.season_gate.weight, seasonal.season_gate.weight / 2)
 
 
-def test_average_may_give_the_mean_a_season_slack_and_nothing_else(trained, tmp_path):
+def test_average_may_give_the_mean_or_one_checkpoint_a_season_slack_and_nothing_else(trained, tmp_path):
     from dataclasses import replace
     from nanotst.cli import main
     torch.manual_seed(1)
     save_checkpoint(tmp_path / "level.pt", build_model(replace(TINY, seasonal_patch=True, seasonal_level=True)))
     soup = tmp_path / "soup.pt"
-    assert main(["average", str(tmp_path / "level.pt"), str(tmp_path / "level.pt"), "--out", str(soup),
-                 "--season-slack", "0.15"]) == 0
+    assert main(["average", str(tmp_path / "level.pt"), "--out", str(soup), "--season-slack", "0.15"]) == 0
     mean, one = load_checkpoint(soup).model, load_checkpoint(tmp_path / "level.pt").model
     assert mean.config == replace(one.config, season_slack=0.15)
     torch.testing.assert_close(mean.state_dict(), one.state_dict())
