@@ -104,10 +104,11 @@ def make_step(model, loss_fn, batches, clip=1.0, fused=True, precision="fp32"):
     return step
 
 
-def nanotst_model(dropout: float = 0.1, position: str = "learned", seasonal_patch: bool = False):
+def nanotst_model(dropout: float = 0.1, position: str = "learned", **switches):
+    """A fresh full-size NanoTST; switches: other ModelConfig fields (seasonal_patch, ...)."""
     from nanotst.config import ModelConfig
     from nanotst.model import build_model
-    return build_model(ModelConfig(dropout=dropout, position=position, seasonal_patch=seasonal_patch))
+    return build_model(ModelConfig(dropout=dropout, position=position, **switches))
 
 
 def patchtst_model(dropout: float = 0.1, prediction_length: int = 32):

@@ -33,7 +33,10 @@ sibling checkpoints/stageS38.pt --seed 38 --mix "all=1,structural=0.12"
 sibling checkpoints/stageP48.pt --seed 48 --mix "all=1,structural=0.12,periodic=0.15"
 python -m nanotst average checkpoints/stageS17.pt checkpoints/stageS18.pt checkpoints/stageP18.pt \
     checkpoints/stageS38.pt checkpoints/stageP48.pt --out checkpoints/stage11.pt --name default
-# stage 13: one round from that mean with the seasonal patch (each token also reads the values one
-# season back, and a gate copies a share of them; the new weights start at zero)
-train --init checkpoints/stage11.pt --seasonal-patch --n-series 166760 --epochs 4 --lr 3e-4 --seed 68 \
-    --mix "all=1,structural=0.12" --out checkpoints/default.pt
+# stage 14: one round from that mean with the seasonal patch moved to the current level (each token
+# also reads the values one season back, shifted by how far the level moved since, and a gate copies
+# a share of them; the new weights start at zero), then the same weights picking their season with
+# a slack of 0.15 (a shorter season wins when it correlates nearly as well)
+train --init checkpoints/stage11.pt --seasonal-level --n-series 166760 --epochs 4 --lr 3e-4 --seed 68 \
+    --mix "all=1,structural=0.12" --eval-every 2500 --snapshot-every 6250 --out checkpoints/stageK68.pt
+python -m nanotst average checkpoints/stageK68.pt --season-slack 0.15 --out checkpoints/default.pt --name default
