@@ -145,6 +145,8 @@ def pipeline_diagram_figure(stages: Sequence[tuple[str, str]], title: str = "The
             shapes.append(dict(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, line=dict(color="#4C78A8"),
                                fillcolor="rgba(76,120,168,0.12)"))
             short = name.replace(" (next patch)", "")
+            if len(short) > 10:         # a box is about 10 characters wide: two lines
+                short = short.replace(" ", "<br>", 1)
             notes.append(dict(x=(x0 + x1) / 2, y=y0 + 0.62 * (y1 - y0), text=f"<b>{short}</b>",
                               showarrow=False, font=dict(size=12)))
             notes.append(dict(x=(x0 + x1) / 2, y=y0 + 0.3 * (y1 - y0), text=shape, showarrow=False,

@@ -39,6 +39,9 @@ def test_pipeline_diagram_and_stage_figures():
     assert any("16×32" in a.text for a in fig.layout.annotations)
     assert plots.stage_figure("normalized", np.zeros(8), "(8,)").data[0].type == "scatter"
     assert plots.stage_figure("embeddings", np.zeros((N, 8)), "(5, 8)").data[0].type == "heatmap"
+    names = [a.text for a in plots.pipeline_diagram_figure(
+        [("raw series", "512"), ("seasonal patches", "16×32"), ("μ (next patch)", "16×32")]).layout.annotations]
+    assert "<b>seasonal<br>patches</b>" in names and "<b>raw series</b>" in names and "<b>μ</b>" in names
 
 
 def test_next_patch_figure_has_bands_target_and_mu():
