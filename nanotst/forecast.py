@@ -113,7 +113,7 @@ def quantile_name(level: float) -> str:
 
 def season_note(lag: int, patch_size: int, level: bool) -> str:
     """What a model with config.seasonal_patch read one season back, in a sentence."""
-    moved = ", moved by how far the level moved since" if level else ""
+    moved = f", moved by how far the level moved in those {lag} values" if level else ""
     if lag > patch_size:
         return (f"the context repeats itself best {lag} values back: each patch's forecast also read "
                 f"the values that far before it{moved}")
