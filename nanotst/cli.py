@@ -93,11 +93,14 @@ def add_train(sub) -> None:
                    help="with --seasonal-patch: a shorter season wins when its correlation is within this "
                         f"share of the best one's (default {m.season_slack}; with --init the checkpoint's, "
                         "unless given)")
+    g.add_argument("--season-cycles", type=int, default=None,
+                   help="with --seasonal-patch: the seasonal patch is the mean of this many seasons back "
+                        f"(default {m.season_cycles}; with --init the checkpoint's, unless given)")
     g.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
                    help="start from this checkpoint's weights and model config (then leave out the model "
                         "flags; only --dropout, a training setting, --position where the weights fit, "
-                        "--previous-patch, --seasonal-patch, --seasonal-level and "
-                        "--season-slack may change)")
+                        "--previous-patch, --seasonal-patch, --seasonal-level, "
+                        "--season-slack and --season-cycles may change)")
     g = p.add_argument_group("training")
     for name in ("n_series", "epochs", "batch_size", "seed"):
         g.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(t, name))
@@ -124,7 +127,7 @@ def add_train(sub) -> None:
 def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
     m = {f.name: getattr(args, f.name) for f in fields(ModelConfig) if f.name != "causal"}
     m["seasonal_patch"] = m["seasonal_patch"] or m["seasonal_level"]     # the level shifts that patch
-    for name in ("dropout", "position", "season_slack"):     # None: not given (--init keeps the checkpoint's)
+    for name in ("dropout", "position", "season_slack", "season_cycles"):   # None: not given (--init keeps it)
         if m[name] is None:
             m[name] = getattr(ModelConfig, name)
     t = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
@@ -136,7 +139,7 @@ def _architecture(config: ModelConfig) -> ModelConfig:
     position encoding (with_position checks that the weights fit another one) and whether the
     embedding reads the previous or the seasonal patch (with_inputs adds them)."""
     return replace(config, dropout=0.0, position=ModelConfig.position, previous_patch=False,
-                   seasonal_patch=False, seasonal_level=False, season_slack=0.0)
+                   seasonal_patch=False, seasonal_level=False, season_slack=0.0, season_cycles=1)
 
 
 def _progress(trainer, start: float) -> str:
@@ -170,16 +173,17 @@ def cmd_train(args) -> int:
         init_model = load_checkpoint(args.init).model
         if _architecture(model_config) not in (_architecture(ModelConfig()), _architecture(init_model.config)):
             raise CLIError("--init takes the model config from the checkpoint; leave out the model flags "
-                           "(--position, --dropout, --previous-patch, --seasonal-patch, --seasonal-level and "
-                        "--season-slack may change)")
+                           "(--position, --dropout, --previous-patch, --seasonal-patch, --seasonal-level, "
+                        "--season-slack and --season-cycles may change)")
         try:      # --position may change how positions are encoded where the weights fit
             init_model = with_position(init_model, args.position or init_model.config.position)
         except ValueError as e:
             raise CLIError(f"--position: {e}") from None
         if args.dropout is not None:
             init_model = with_settings(init_model, dropout=args.dropout)
-        if args.season_slack is not None:
-            init_model = with_settings(init_model, season_slack=args.season_slack)
+        for name in ("season_slack", "season_cycles"):
+            if getattr(args, name) is not None:
+                init_model = with_settings(init_model, **{name: getattr(args, name)})
         init_model = with_inputs(init_model, args.previous_patch, args.seasonal_patch, args.seasonal_level)
         model_config = None
     if args.max_steps is not None and args.max_steps < 1:

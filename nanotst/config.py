@@ -29,6 +29,7 @@ MAX_PARAMS = 60_000_000          # about 240 MB of float32 weights
 MAX_DATASET_VALUES = 100_000_000  # n_series x series length: 400 MB of float32
 MAX_EPOCHS = 100_000
 MAX_BATCH = 4096
+MAX_SEASON_CYCLES = 8            # the seasonal patch averages at most this many seasons back
 
 
 class ConfigError(ValueError):
@@ -81,6 +82,7 @@ class ModelConfig:
     seasonal_patch: bool = False  # ... and the values one season before the patch it predicts
     seasonal_level: bool = False  # ... shifted to the token's level (needs seasonal_patch)
     season_slack: float = 0.0    # a shorter season wins within this share of the best's correlation
+    season_cycles: int = 1       # the seasonal patch: the mean of this many seasons back
 
     def __post_init__(self):
         _require(self.rung in RUNGS, "rung", f"must be one of {', '.join(RUNGS)}, got {self.rung!r}")
@@ -103,6 +105,9 @@ class ModelConfig:
                      f"must be true or false, got {getattr(self, name)!r}")
         _require(isinstance(self.season_slack, (int, float)) and 0.0 <= self.season_slack < 1.0,
                  "season_slack", f"must be in [0, 1), got {self.season_slack!r}")
+        _require(isinstance(self.season_cycles, int) and not isinstance(self.season_cycles, bool)
+                 and 1 <= self.season_cycles <= MAX_SEASON_CYCLES, "season_cycles",
+                 f"must be a whole number from 1 to {MAX_SEASON_CYCLES}, got {self.season_cycles!r}")
         _require(self.seasonal_patch or not self.seasonal_level, "seasonal_level",
                  "shifts the seasonal patch, so it needs seasonal_patch")
         _require(isinstance(self.min_sigma, (int, float)) and 0 < self.min_sigma < 1e6,

@@ -326,7 +326,7 @@ class PatchForecaster(nn.Module):
         if before is not None:
             patches, mask = with_before(patches, mask, before)
         values, seen = seasonal_patches(patches, mask, lag, level=self.config.seasonal_level,
-                                        slack=self.config.season_slack)
+                                        slack=self.config.season_slack, cycles=self.config.season_cycles)
         return values[:, -N:], seen[:, -N:]
 
     def embed_input(self, patches, mask, before=None, lag=None, season=None):
@@ -464,31 +464,37 @@ def is_peak(corr: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
 
 
 def seasonal_patches(patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tensor | None = None,
-                     level: bool = False, slack: float = 0.0):
+                     level: bool = False, slack: float = 0.0, cycles: int = 1):
     """For each token of a window (patches, mask (B, N, P)), the values one lag before the patch
     it predicts, and their mask (B, N, P): token n reads the values at positions (n + 1) P - L to
     (n + 2) P - L - 1, all before its target since L >= P. Before the window's start they are
     padding. lag (B,) or (1,) (default: seasonal_lag of the window, with this slack).
     level: shift them by how far the level moved in a season: the mean of the token's own patch
     minus the mean of the values one lag before it. A season copied across a trend or a level
-    shift then starts where the series is now, not where it was a season ago."""
+    shift then starts where the series is now, not where it was a season ago.
+    cycles: the mean of the copies 1, 2, ... cycles lags back (each moved to the level with
+    `level`), where they are inside the window: one noisy cycle's noise averages out, as a
+    classical forecaster averages a season over many cycles."""
     B, N, P = patches.shape
     lag = seasonal_lag(patches, mask, slack) if lag is None else lag.to(patches.device).expand(B)
+    mean = lambda v, m: (v * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)
 
-    def back(offset):           # the values (and mask) at each position + offset - lag
-        source = torch.arange(N * P, device=patches.device) + offset - lag[:, None]     # (B, N * P)
+    def back(offset, k):        # the values (and mask) at each position + offset - k lags
+        source = torch.arange(N * P, device=patches.device) + offset - k * lag[:, None]    # (B, N * P)
         inside = source >= 0
         source = source.clamp_min(0)
         take = lambda a: (a.reshape(B, N * P).gather(1, source) * inside).view(B, N, P)
         return take(patches), take(mask)
 
-    values, seen = back(P)
-    if level:
-        mean = lambda v, m: (v * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)
-        before, before_seen = back(0)             # one lag before the token's own patch
-        both = (mask.amax(-1, keepdim=True) * before_seen.amax(-1, keepdim=True)) > 0
-        values = (values + (mean(patches, mask) - mean(before, before_seen)) * both) * seen
-    return values, seen
+    total, count = torch.zeros_like(patches), torch.zeros_like(mask)
+    for k in range(1, cycles + 1):
+        values, seen = back(P, k)
+        if level:
+            before, before_seen = back(0, k)      # k lags before the token's own patch
+            both = (mask.amax(-1, keepdim=True) * before_seen.amax(-1, keepdim=True)) > 0
+            values = (values + (mean(patches, mask) - mean(before, before_seen)) * both) * seen
+        total, count = total + values * seen, count + seen
+    return total / count.clamp_min(1.0), (count > 0).to(mask.dtype)
 
 
 def make_season_gate(config: ModelConfig) -> nn.Linear | None:
@@ -739,7 +745,7 @@ def build_model(config: ModelConfig) -> PatchForecaster:
     return LADDER[config.rung](config)
 
 
-WEIGHTLESS = ("dropout", "season_slack")   # config fields a trained model may change: no weight depends on them
+WEIGHTLESS = ("dropout", "season_slack", "season_cycles")   # config fields no weight depends on
 
 
 def with_settings(model: PatchForecaster, **changes) -> PatchForecaster:

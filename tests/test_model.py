@@ -337,6 +337,30 @@ def test_a_level_shifted_seasonal_patch_starts_where_the_series_is_now(tiny_conf
     assert values[0, 0, 20:].equal(x[0, 20:32])     # nothing a season before token 0: no shift
 
 
+def test_a_seasonal_patch_over_several_cycles_is_the_mean_of_the_copies_it_can_see():
+    """cycles=3: the mean of the values 1, 2 and 3 lags back, each where it is inside the window;
+    on a noisy season it is closer to the clean one than one noisy cycle."""
+    from nanotst.model import seasonal_patches
+    t = torch.arange(256.0)
+    clean = torch.sin(2 * math.pi * t / 40)
+    x = clean + 0.3 * torch.randn(256, generator=torch.Generator().manual_seed(0))
+    patches, mask = x.view(1, 8, 32), torch.ones(1, 8, 32)
+    lag = torch.tensor([40])
+    three, seen = seasonal_patches(patches, mask, lag, cycles=3)
+    for n in range(8):
+        for j in range(0, 32, 7):
+            target = (n + 1) * 32 + j
+            copies = [x[target - k * 40] for k in (1, 2, 3) if target - k * 40 >= 0]
+            assert seen[0, n, j] == bool(copies)
+            if copies:
+                assert three[0, n, j] == pytest.approx(sum(copies).item() / len(copies), abs=1e-5)
+    one, _ = seasonal_patches(patches, mask, lag)
+    truth = clean.view(1, 8, 32)[:, 4:]
+    assert (three[:, 3:-1] - truth).abs().mean() < 0.8 * (one[:, 3:-1] - truth).abs().mean()
+    with pytest.raises(ConfigError, match="season_cycles"):
+        ModelConfig(seasonal_patch=True, season_cycles=0)
+
+
 def test_the_level_switch_needs_the_seasonal_patch_and_adds_no_weight(tiny_config):
     from nanotst.model import with_inputs
     with pytest.raises(ConfigError, match="seasonal_patch"):
