@@ -111,12 +111,13 @@ def quantile_name(level: float) -> str:
     return f"q{round(100 * float(level), 6):g}"
 
 
-def season_note(lag: int, patch_size: int, level: bool) -> str:
+def season_note(lag: int, patch_size: int, level: bool, cycles: int = 1) -> str:
     """What a model with config.seasonal_patch read one season back, in a sentence."""
     moved = f", moved by how far the level moved in those {lag} values" if level else ""
     if lag > patch_size:
+        averaged = f" (the mean of the last {cycles} seasons)" if cycles > 1 else ""
         return (f"the context repeats itself best {lag} values back: each patch's forecast also read "
-                f"the values that far before it{moved}")
+                f"the values that far before it{averaged}{moved}")
     if level:
         return ("no season repeats twice in the context: each patch's forecast also read the patch "
                 "before it, moved by the level's latest change")
@@ -276,7 +277,7 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
         notes.append(f"padded {padded} values at the start to make whole patches of {P} "
                      f"(masked: the model knows they are not data)")
     if lag is not None:
-        notes.append(season_note(int(lag), P, cfg.seasonal_level))
+        notes.append(season_note(int(lag), P, cfg.seasonal_level, cfg.season_cycles))
     if sigma_scale > 1.05:
         notes.append(f"bands widened {sigma_scale:.2f}x: the model's own one-step errors on the "
                      f"latest patches of this context were larger than its sigma")

@@ -237,7 +237,8 @@ def pipeline_stages(model: PatchForecaster, values: np.ndarray) -> list[Stage]:
     if cfg.seasonal_patch and cfg.rung != "linear":
         lag = seasonal_lag(patches, mask, cfg.season_slack)
         season, _ = model.season_inputs(patches, mask, lag=lag)
-        moved = ", moved to the token's level" if cfg.seasonal_level else ""
+        moved = (f" (the mean of {cfg.season_cycles} seasons)" if cfg.season_cycles > 1 else "") \
+            + (", moved to the token's level" if cfg.seasonal_level else "")
         stages.append(Stage("seasonal patches", f"{N}×{P}", season[0].numpy(),
                             f"row n: the values {int(lag)} back from patch n+1{moved}; the embedding "
                             f"reads them, and a gate copies a share into μ"))

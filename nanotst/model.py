@@ -12,9 +12,10 @@ and the embedding can tell them from data (as in TimesFM); with config.previous_
 embedding reads the patch before it too (an experiment), and with config.seasonal_patch the values
 one season before the patch it predicts, the season found in the window (seasonal_lag; a gate
 copies a share of them into mu), moved to the current level with config.seasonal_level. As in a
-GPT, the targets are the input shifted by one step, here one patch: `x, y = next_patch_pairs(series, P)`. The normalization statistics come
-from x only, so the prediction after the last input patch never sees its target's mean and spread
-(it is exactly what a forecast asks for). `forward` returns a Prediction and stores nothing on
+GPT, the targets are the input shifted by one step, here one patch:
+`x, y = next_patch_pairs(series, P)`. The normalization statistics come from x only, so the
+prediction after the last input patch never sees its target's mean and spread (it is exactly
+what a forecast asks for). `forward` returns a Prediction and stores nothing on
 the module: one model can serve many threads and browser sessions at once.
 """
 from __future__ import annotations
@@ -452,7 +453,8 @@ def seasonal_lag(patches: torch.Tensor, mask: torch.Tensor, slack: float = 0.0) 
     best = corr.masked_fill(~peak, -2.0).max(dim=1, keepdim=True).values
     tolerance = 0.01 + 2 * (1 - best.clamp(-1, 1) ** 2) / (count / 2).sqrt()
     true_peak = is_peak(corr, (lags >= max(P - 2, 1)) & (lags <= longest + 2) & varies) & allowed
-    chosen = (peak & (corr >= best - tolerance)) | (true_peak & (corr >= best - tolerance - slack * best.clamp_min(0)))
+    within_slack = corr >= best - tolerance - slack * best.clamp_min(0)
+    chosen = (peak & (corr >= best - tolerance)) | (true_peak & within_slack)
     lag = chosen.to(torch.int8).argmax(dim=1)                             # the first such lag
     return torch.where(chosen.any(1), lag, torch.full_like(lag, P))
 

@@ -398,5 +398,7 @@ def test_a_level_shifted_copy_continues_a_trending_season_and_a_plain_one_falls_
     behind = 0.0 if level else 0.1 * 12 * (1 + np.arange(24) // 12)   # a season's rise, every season
     np.testing.assert_allclose(fc.median, values[64:] - behind, atol=0.01)
     assert any("12 values back" in n and ("moved by how far" in n) == level for n in fc.notes)
+    three = forecast(tiny(seasonal_patch=True, season_cycles=3), values[:64], 8, n_samples=2).notes
+    assert any("the mean of the last 3 seasons" in n for n in three)
     flat = forecast(model, np.ones(64), 8, n_samples=2).notes          # no season: what it read then
     assert any(("the patch before it, moved" in n) == level and "no season repeats" in n for n in flat)
