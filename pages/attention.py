@@ -58,8 +58,8 @@ st.caption(f"**Why so much on patch 0?** Every query can see patch 0, and a soft
 copy = ui.season(active.key, active.model, signal.values)
 if copy is not None:
     st.subheader("Copying the season")
-    moved = (", moved up or down by how far the series moved since (the model's config "
-             "`seasonal_level`)" if active.config.seasonal_level else "")
+    moved = (f", moved up or down by how far the level moved in those {copy.lag} values (the model's "
+             "config `seasonal_level`)" if active.config.seasonal_level else "")
     found = (f"This window repeats itself best **{copy.lag} values back**, so each patch also reads "
              f"the {P} values {copy.lag} steps before the patch it predicts{moved}"
              if copy.lag > P else

@@ -63,7 +63,8 @@ EXPLAIN = {
                 "against 0.825), the synthetic shapes 7% better (0.743 against 0.803) and 140 sharp "
                 "periodic shapes 19% better (0.924 against 1.141). The shipped model is such a round. "
                 "Where it costs: it copies quasi-cycles that do not repeat exactly (on the Forecast "
-                "page's examples, El Niño's 11 years and the sunspots' cycle 89 years back).",
+                "page's examples, the sunspots' cycle 89 years back; El Niño's 11 years too, until the "
+                "shipped model's slack for shorter seasons chose its 12 months, stage 14).",
     "level": "The seasonal patch is the values one season back: where the series was a season ago. "
              "Across a trend or after a level shift, a copied season then sits too low or too high, and "
              "the model has to learn the difference on top. At today's level, the patch is moved by how "
