@@ -96,11 +96,17 @@ def add_train(sub) -> None:
     g.add_argument("--season-cycles", type=int, default=None,
                    help="with --seasonal-patch: the seasonal patch is the mean of this many seasons back "
                         f"(default {m.season_cycles}; with --init the checkpoint's, unless given)")
+    g.add_argument("--choose-cycles", action="store_true", default=None,
+                   help="with --season-cycles N: each token takes the mean of the 1 to N seasons back that "
+                        "forecast its last 4 patches best (with --init: the checkpoint's, unless given)")
+    g.add_argument("--short-seasons", action="store_true", default=None,
+                   help="with --seasonal-patch: a season shorter than a patch is its own lag, its last cycle "
+                        "repeated across the patch (with --init: the checkpoint's, unless given)")
     g.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
                    help="start from this checkpoint's weights and model config (then leave out the model "
                         "flags; only --dropout, a training setting, --position where the weights fit, "
                         "--previous-patch, --seasonal-patch, --seasonal-level, "
-                        "--season-slack and --season-cycles may change)")
+                        "--season-slack, --season-cycles, --choose-cycles and --short-seasons may change)")
     g = p.add_argument_group("training")
     for name in ("n_series", "epochs", "batch_size", "seed"):
         g.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(t, name))
@@ -127,7 +133,8 @@ def add_train(sub) -> None:
 def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
     m = {f.name: getattr(args, f.name) for f in fields(ModelConfig) if f.name != "causal"}
     m["seasonal_patch"] = m["seasonal_patch"] or m["seasonal_level"]     # the level shifts that patch
-    for name in ("dropout", "position", "season_slack", "season_cycles"):   # None: not given (--init keeps it)
+    for name in ("dropout", "position", "season_slack", "season_cycles", "choose_cycles",
+                 "short_seasons"):                          # None: not given (--init keeps it)
         if m[name] is None:
             m[name] = getattr(ModelConfig, name)
     t = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
@@ -139,7 +146,8 @@ def _architecture(config: ModelConfig) -> ModelConfig:
     position encoding (with_position checks that the weights fit another one) and whether the
     embedding reads the previous or the seasonal patch (with_inputs adds them)."""
     return replace(config, dropout=0.0, position=ModelConfig.position, previous_patch=False,
-                   seasonal_patch=False, seasonal_level=False, season_slack=0.0, season_cycles=1)
+                   seasonal_patch=False, seasonal_level=False, season_slack=0.0, season_cycles=1,
+                   choose_cycles=False, short_seasons=False)
 
 
 def _progress(trainer, start: float) -> str:
@@ -174,14 +182,14 @@ def cmd_train(args) -> int:
         if _architecture(model_config) not in (_architecture(ModelConfig()), _architecture(init_model.config)):
             raise CLIError("--init takes the model config from the checkpoint; leave out the model flags "
                            "(--position, --dropout, --previous-patch, --seasonal-patch, --seasonal-level, "
-                        "--season-slack and --season-cycles may change)")
+                        "--season-slack, --season-cycles, --choose-cycles and --short-seasons may change)")
         try:      # --position may change how positions are encoded where the weights fit
             init_model = with_position(init_model, args.position or init_model.config.position)
         except ValueError as e:
             raise CLIError(f"--position: {e}") from None
         if args.dropout is not None:
             init_model = with_settings(init_model, dropout=args.dropout)
-        for name in ("season_slack", "season_cycles"):
+        for name in ("season_slack", "season_cycles", "choose_cycles", "short_seasons"):
             if getattr(args, name) is not None:
                 init_model = with_settings(init_model, **{name: getattr(args, name)})
         init_model = with_inputs(init_model, args.previous_patch, args.seasonal_patch, args.seasonal_level)
@@ -297,27 +305,36 @@ def cmd_evaluate(args) -> int:
 
 def add_average(sub) -> None:
     p = sub.add_parser("average", help="average the weights of checkpoints of one architecture (a model soup); "
-                                       "one checkpoint with --season-slack: its copy with that slack")
+                                       "one checkpoint with a setting: its copy with that setting")
     p.add_argument("checkpoints", type=Path, nargs="+")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--name", default=None, help="the model's name (default: the output file's stem)")
     p.add_argument("--season-slack", type=float, default=None,
                    help="the mean's season_slack (a setting no weight depends on; default: the first "
                         "checkpoint's)")
+    p.add_argument("--season-cycles", type=int, default=None,
+                   help="the mean's season_cycles (no weight depends on it; default: the first checkpoint's)")
+    p.add_argument("--choose-cycles", action="store_true", default=None,
+                   help="the mean chooses 1 to season_cycles seasons by their recent forecasts (see train)")
+    p.add_argument("--short-seasons", action="store_true", default=None,
+                   help="the mean reads seasons shorter than a patch (see train)")
     p.set_defaults(func=cmd_average)
 
 
 def cmd_average(args) -> int:
     if len(args.checkpoints) > MAX_AVERAGED:
         raise CLIError(f"at most {MAX_AVERAGED} checkpoints can be averaged, got {len(args.checkpoints)}")
-    settings = {} if args.season_slack is None else {"season_slack": args.season_slack}
+    settings = {name: getattr(args, name) for name in ("season_slack", "season_cycles", "choose_cycles",
+                                                       "short_seasons")
+                if getattr(args, name) is not None}
     try:                                   # before any checkpoint is read
         ModelConfig(**settings)
     except ConfigError as e:
         raise CLIError(str(e)) from None
     out = average_checkpoints(args.checkpoints, args.out, args.name, **settings)
     if len(args.checkpoints) == 1:
-        print(f"saved {out}: {args.checkpoints[0]}'s weights with season_slack {args.season_slack}")
+        changed = ", ".join(f"{name} {value}" for name, value in settings.items()) or "nothing changed"
+        print(f"saved {out}: {args.checkpoints[0]}'s weights with {changed}")
     else:
         print(f"saved {out}: the mean of {len(args.checkpoints)} checkpoints' weights")
     return 0

@@ -83,6 +83,8 @@ class ModelConfig:
     seasonal_level: bool = False  # ... shifted to the token's level (needs seasonal_patch)
     season_slack: float = 0.0    # a shorter season wins within this share of the best's correlation
     season_cycles: int = 1       # the seasonal patch: the mean of this many seasons back
+    choose_cycles: bool = False  # ... or of the 1 .. season_cycles that forecast the recent patches best
+    short_seasons: bool = False  # a season shorter than a patch: its last cycle, repeated
 
     def __post_init__(self):
         _require(self.rung in RUNGS, "rung", f"must be one of {', '.join(RUNGS)}, got {self.rung!r}")
@@ -100,7 +102,8 @@ class ModelConfig:
         _require(isinstance(self.causal, bool), "causal", f"must be true or false, got {self.causal!r}")
         _require(self.position in POSITIONS, "position",
                  f"must be one of {', '.join(POSITIONS)}, got {self.position!r}")
-        for name in ("input_mask", "previous_patch", "seasonal_patch", "seasonal_level"):
+        for name in ("input_mask", "previous_patch", "seasonal_patch", "seasonal_level", "choose_cycles",
+                     "short_seasons"):
             _require(isinstance(getattr(self, name), bool), name,
                      f"must be true or false, got {getattr(self, name)!r}")
         _require(isinstance(self.season_slack, (int, float)) and 0.0 <= self.season_slack < 1.0,

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from .metrics import BAND_LEVELS, band_quantiles
-from .model import PatchForecaster, eval_mode, seasonal_lag, window_stats
+from .model import CHOICE_TOKENS, PatchForecaster, eval_mode, window_stats
 
 QUANTILES = band_quantiles()    # (0.025, 0.1, 0.25, 0.5, 0.75, 0.9, 0.975): the bands' edges
 MAX_HORIZON = 10_000            # values ahead
@@ -111,14 +111,35 @@ def quantile_name(level: float) -> str:
     return f"q{round(100 * float(level), 6):g}"
 
 
-def season_note(lag: int, patch_size: int, level: bool, cycles: int = 1) -> str:
+def averaged_seasons(config) -> str:
+    """How many seasons back a seasonal patch averages (config.season_cycles, choose_cycles), in a
+    phrase to put in brackets; "" where it copies one."""
+    if config.season_cycles == 1:
+        return ""
+    if config.choose_cycles:
+        return (f"the mean of the last 1 to {config.season_cycles} seasons, as many as forecast the "
+                f"last {CHOICE_TOKENS * config.patch_size} values best")
+    return f"the mean of the last {config.season_cycles} seasons"
+
+
+def season_source(lag: int, patch_size: int) -> str:
+    """Where a seasonal patch's values come from, before the words "the patch" or "patch n"."""
+    if lag < patch_size:
+        return f"the last {lag} values (one season), repeated across"
+    return f"the values {lag} back from"
+
+
+def season_note(lag: int, config) -> str:
     """What a model with config.seasonal_patch read one season back, in a sentence."""
-    moved = f", moved by how far the level moved in those {lag} values" if level else ""
-    if lag > patch_size:
-        averaged = f" (the mean of the last {cycles} seasons)" if cycles > 1 else ""
+    moved = f", moved by how far the level moved in those {lag} values" if config.seasonal_level else ""
+    if lag < config.patch_size:
+        return (f"the context repeats itself every {lag} values: each patch's forecast also read the "
+                f"last {lag} values before it, repeated across the patch{moved}")
+    if lag > config.patch_size:
+        averaged = f" ({averaged_seasons(config)})" if averaged_seasons(config) else ""
         return (f"the context repeats itself best {lag} values back: each patch's forecast also read "
                 f"the values that far before it{averaged}{moved}")
-    if level:
+    if config.seasonal_level:
         return ("no season repeats twice in the context: each patch's forecast also read the patch "
                 "before it, moved by the level's latest change")
     return "no season repeats twice in the context: the model copied none"
@@ -200,7 +221,7 @@ def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Ten
     n, horizon, _ = noise.shape
     if model.config.seasonal_patch and lag is None:
         patches, observed, _, _ = model.patchify(context[:, -L:])
-        lag = seasonal_lag(patches, observed, model.config.season_slack)
+        lag = model.season_lag(patches, observed)
     mu, sigma, loc, scale = first or model.predict_next(context[:, -L:], head_mask=head_mask, lag=lag)
     noise = torch.cat([noise.new_zeros(1, *noise.shape[1:]), noise])  # row 0: the noise-free path
     own = context.new_zeros(n + 1, 0)                                  # each row's sampled values
@@ -261,7 +282,7 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
         # one pass over the context: the first patch's forecast, and the one-step errors the
         # bands are calibrated on
         patches, observed, unit_loc, unit_scale = model.patchify(x)
-        lag = seasonal_lag(patches, observed, cfg.season_slack) if cfg.seasonal_patch else None
+        lag = model.season_lag(patches, observed) if cfg.seasonal_patch else None
         mu, sigma, _ = model.predict(patches, observed, False, head_mask, lag)
         sigma_scale = context_sigma_scale(patches, observed, mu, sigma) if calibrate else 1.0
         first = (mu[:, -1], None if sigma is None else sigma[:, -1], unit_loc, unit_scale)
@@ -277,7 +298,7 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
         notes.append(f"padded {padded} values at the start to make whole patches of {P} "
                      f"(masked: the model knows they are not data)")
     if lag is not None:
-        notes.append(season_note(int(lag), P, cfg.seasonal_level, cfg.season_cycles))
+        notes.append(season_note(int(lag), cfg))
     if sigma_scale > 1.05:
         notes.append(f"bands widened {sigma_scale:.2f}x: the model's own one-step errors on the "
                      f"latest patches of this context were larger than its sigma")

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from .evaluate import whole_patches
-from .forecast import prepare_context
-from .model import PatchForecaster, eval_mode, seasonal_lag
+from .forecast import averaged_seasons, prepare_context, season_source
+from .model import PatchForecaster, eval_mode
 
 
 class InspectError(ValueError):
@@ -196,7 +196,7 @@ def season_copy(model: PatchForecaster, values) -> SeasonCopy | None:
     x = torch.as_tensor(context, dtype=torch.float32, device=next(model.parameters()).device)[None]
     with eval_mode(model):
         patches, mask, _, _ = model.patchify(x)
-        lag = int(seasonal_lag(patches, mask, model.config.season_slack)[0])
+        lag = int(model.season_lag(patches, mask)[0])
         gates = model.season_gates(x)[0].double().cpu().numpy()
     return SeasonCopy(lag, gates, -padded)
 
@@ -235,12 +235,12 @@ def pipeline_stages(model: PatchForecaster, values: np.ndarray) -> list[Stage]:
                     f"(x − {float(loc):.3g}) / {float(scale):.3g}: mean 0, std 1"),
               Stage("patches", f"{N}×{P}", patches[0].numpy(), f"{N} tokens of {P} values")]
     if cfg.seasonal_patch and cfg.rung != "linear":
-        lag = seasonal_lag(patches, mask, cfg.season_slack)
+        lag = model.season_lag(patches, mask)
         season, _ = model.season_inputs(patches, mask, lag=lag)
-        moved = (f" (the mean of {cfg.season_cycles} seasons)" if cfg.season_cycles > 1 else "") \
+        moved = (f" ({averaged_seasons(cfg)})" if averaged_seasons(cfg) else "") \
             + (", moved to the token's level" if cfg.seasonal_level else "")
         stages.append(Stage("seasonal patches", f"{N}×{P}", season[0].numpy(),
-                            f"row n: the values {int(lag)} back from patch n+1{moved}; the embedding "
+                            f"row n: {season_source(int(lag), P)} patch n+1{moved}; the embedding "
                             f"reads them, and a gate copies a share into μ"))
     where = {"learned": ", plus a learned position", "rope": ", positions are rotary (in attention)",
              "both": ", plus a learned position; rotary positions in attention too"}

@@ -32,6 +32,8 @@ from .config import ModelConfig
 
 NORM_EPS = 1e-5
 TARGET_CLIP = 20.0   # normalized targets beyond +-20 scales count as +-20 in the loss
+SHORT_SEASON_RISE = 0.2  # config.short_seasons: a season shorter than a patch rises this far above its dip
+CHOICE_TOKENS = 4    # config.choose_cycles judges the seasons' means on the last 4 patches (128 values)
 
 
 @dataclass
@@ -313,9 +315,13 @@ class PatchForecaster(nn.Module):
         x = torch.cat([prefix.expand(own.size(0), -1), own], dim=1)
         patches, mask, _, _ = self.patchify(x, stats=(loc, scale))
         if self.config.seasonal_patch and lag is None:     # like loc and scale: the first window's
-            lag = seasonal_lag(patches[:1], mask[:1], self.config.season_slack)
+            lag = self.season_lag(patches[:1], mask[:1])
         mu, sigma, _ = self.predict(patches, mask, False, head_mask, lag)
         return mu[:, -1], None if sigma is None else sigma[:, -1]
+
+    def season_lag(self, patches: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B,) the season's lag in each window (patches, mask (B, N, P)), by this model's config."""
+        return seasonal_lag(patches, mask, self.config.season_slack, self.config.short_seasons)
 
     def season_inputs(self, patches, mask, before=None, lag=None):
         """With config.seasonal_patch, each token's seasonal patch and its mask (B, N, P): the values
@@ -326,8 +332,11 @@ class PatchForecaster(nn.Module):
         N = patches.size(1)
         if before is not None:
             patches, mask = with_before(patches, mask, before)
+        if lag is None:
+            lag = self.season_lag(patches, mask)
         values, seen = seasonal_patches(patches, mask, lag, level=self.config.seasonal_level,
-                                        slack=self.config.season_slack, cycles=self.config.season_cycles)
+                                        slack=self.config.season_slack, cycles=self.config.season_cycles,
+                                        choose=self.config.choose_cycles, short=self.config.short_seasons)
         return values[:, -N:], seen[:, -N:]
 
     def embed_input(self, patches, mask, before=None, lag=None, season=None):
@@ -409,7 +418,8 @@ def window_stats(x: torch.Tensor, observed: torch.Tensor | None = None):
     return loc, var.sqrt() + NORM_EPS
 
 
-def seasonal_lag(patches: torch.Tensor, mask: torch.Tensor, slack: float = 0.0) -> torch.Tensor:
+def seasonal_lag(patches: torch.Tensor, mask: torch.Tensor, slack: float = 0.0,
+                 short: bool = False) -> torch.Tensor:
     """(B,) for each window (patches, mask (B, N, P)): the lag L, at least one patch and at most
     half the observed values, at which the window best repeats itself: the highest correlation
     between its values and those L earlier, after a straight line through it is taken out (a
@@ -420,7 +430,9 @@ def seasonal_lag(patches: torch.Tensor, mask: torch.Tensor, slack: float = 0.0) 
     patch, and the seasonal patch is the token's own.
     slack: a shorter peak also wins when its correlation is within this share of the best one
     (config.season_slack): a yearly season beats an irregular cycle that happened to line up
-    once (El Niño's 11 years), at the cost of a long season that a short one nearly matches."""
+    once (El Niño's 11 years), at the cost of a long season that a short one nearly matches.
+    short: a season shorter than a patch is its own lag (7, not 35), where it is a true peak
+    (config.short_seasons; seasonal_patches then repeats its last cycle across the patch)."""
     B, N, P = patches.shape
     x, m = patches.reshape(B, N * P).double(), mask.reshape(B, N * P).double()
     t = torch.arange(N * P, dtype=x.dtype, device=x.device).expand(B, -1)
@@ -440,19 +452,27 @@ def seasonal_lag(patches: torch.Tensor, mask: torch.Tensor, slack: float = 0.0) 
     lags = torch.arange(N * P, device=x.device)
     varies = together[:, :1] > 1e-6 * spread           # a straight line leaves only rounding errors
     longest = (count / 2).floor()
-    allowed = (lags >= P) & (lags <= longest) & varies                    # (B, N * P)
+    shortest = 2 if short else P
+    allowed = (lags >= shortest) & (lags <= longest) & varies             # (B, N * P)
     # a peak: the highest lag within 2 either side (looking 2 past the longest lag allowed, so
     # that a season of exactly half the window counts and a rising edge does not). Lag P counts
     # when the correlation falls after it: nothing repeats better than the nearest past (a random
     # walk's correlation only falls), or a season shorter than P, whose true peak is below it.
     peak = is_peak(corr, (lags >= P) & (lags <= longest + 2) & varies) & allowed
+    seen_below = max(min(shortest - 1, P - 2), 1)      # a true peak also tops the lags just below it
+    true_peak = is_peak(corr, (lags >= seen_below) & (lags <= longest + 2) & varies) & allowed
+    if short:      # below a patch only true peaks that rise clearly above the dip before them:
+        # a falling edge or a wiggle there is any smooth series
+        dip = corr.masked_fill(lags < 1, 2.0).cummin(dim=1).values
+        rises = corr - dip >= SHORT_SEASON_RISE
+        peak = peak | (true_peak & (lags < P) & rises)
+        true_peak = true_peak & ((lags >= P) | rises)
     # every multiple of a season correlates about as well, up to sampling noise (its standard
     # error is about (1 - r^2) / sqrt(pairs)): take the shortest peak within 2 standard errors
-    # of the best one, or within the slack where it is a true peak (one that also tops the
-    # lags just below it: a season of 30 peaks at 60, lag 32 is only its falling edge)
+    # of the best one, or within the slack where it is a true peak (a season of 30 peaks at 60,
+    # lag 32 is only its falling edge)
     best = corr.masked_fill(~peak, -2.0).max(dim=1, keepdim=True).values
     tolerance = 0.01 + 2 * (1 - best.clamp(-1, 1) ** 2) / (count / 2).sqrt()
-    true_peak = is_peak(corr, (lags >= max(P - 2, 1)) & (lags <= longest + 2) & varies) & allowed
     within_slack = corr >= best - tolerance - slack * best.clamp_min(0)
     chosen = (peak & (corr >= best - tolerance)) | (true_peak & within_slack)
     lag = chosen.to(torch.int8).argmax(dim=1)                             # the first such lag
@@ -466,7 +486,8 @@ def is_peak(corr: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
 
 
 def seasonal_patches(patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tensor | None = None,
-                     level: bool = False, slack: float = 0.0, cycles: int = 1):
+                     level: bool = False, slack: float = 0.0, cycles: int = 1, choose: bool = False,
+                     short: bool = False):
     """For each token of a window (patches, mask (B, N, P)), the values one lag before the patch
     it predicts, and their mask (B, N, P): token n reads the values at positions (n + 1) P - L to
     (n + 2) P - L - 1, all before its target since L >= P. Before the window's start they are
@@ -476,27 +497,66 @@ def seasonal_patches(patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tenso
     shift then starts where the series is now, not where it was a season ago.
     cycles: the mean of the copies 1, 2, ... cycles lags back (each moved to the level with
     `level`), where they are inside the window: one noisy cycle's noise averages out, as a
-    classical forecaster averages a season over many cycles."""
+    classical forecaster averages a season over many cycles.
+    choose: each token takes the mean of the first k copies (k from 1 to cycles) that forecast
+    its recent patches best (recent_best): a season that repeats exactly is averaged over many
+    cycles, one that just changed (a level shift, a growing amplitude) is copied from the last."""
     B, N, P = patches.shape
-    lag = seasonal_lag(patches, mask, slack) if lag is None else lag.to(patches.device).expand(B)
+    lag = seasonal_lag(patches, mask, slack, short) if lag is None else lag.to(patches.device).expand(B)
     mean = lambda v, m: (v * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)
 
-    def back(offset, k):        # the values (and mask) at each position + offset - k lags
-        source = torch.arange(N * P, device=patches.device) + offset - k * lag[:, None]    # (B, N * P)
+    position = torch.arange(N * P, device=patches.device)
+    # a season shorter than the patch repeats its last cycle: value j of the patch is copied from
+    # j // lag + 1 lags back (just 1 lag for a season of a patch or longer)
+    cycles_back = (position % P)[None] // lag[:, None] + 1                                 # (B, N * P)
+
+    def back(offset, k):        # the values (and mask) at each position + offset - k seasons
+        source = position + offset - (cycles_back + k - 1) * lag[:, None]                # (B, N * P)
         inside = source >= 0
         source = source.clamp_min(0)
         take = lambda a: (a.reshape(B, N * P).gather(1, source) * inside).view(B, N, P)
         return take(patches), take(mask)
 
     total, count = torch.zeros_like(patches), torch.zeros_like(mask)
+    means, seens = [], []           # the mean of the first k copies, k = 1 .. cycles
     for k in range(1, cycles + 1):
         values, seen = back(P, k)
         if level:
             before, before_seen = back(0, k)      # k lags before the token's own patch
             both = (mask.amax(-1, keepdim=True) * before_seen.amax(-1, keepdim=True)) > 0
-            values = (values + (mean(patches, mask) - mean(before, before_seen)) * both) * seen
+            moved = (mean(patches, mask) - mean(before, before_seen)) * both
+            # over a season shorter than the patch, value j came from further back the larger
+            # j is: the level moved in proportion (1 for a season of a patch or longer)
+            distance = (cycles_back + k - 1).view(B, N, P).float()
+            values = (values + moved * distance / distance.mean(-1, keepdim=True)) * seen
         total, count = total + values * seen, count + seen
-    return total / count.clamp_min(1.0), (count > 0).to(mask.dtype)
+        means.append(total / count.clamp_min(1.0))
+        seens.append((count > 0).to(mask.dtype))
+    if not choose or cycles == 1:
+        return means[-1], seens[-1]
+    pick = recent_best(torch.stack(means), torch.stack(seens), patches, mask)       # (B, N)
+    take = lambda a: torch.stack(a).gather(0, pick[None, ..., None].expand(1, B, N, P))[0]
+    return take(means), take(seens)
+
+
+def recent_best(candidates: torch.Tensor, seen: torch.Tensor, patches: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+    """(B, N) for each token, which of the candidate seasonal patches (K, B, N, P) forecast the
+    window's patches best over the CHOICE_TOKENS tokens before it: the lowest mean absolute error
+    against the patches they predicted, which are all before the token's target (so training sees
+    the same choice a forecast makes). The first candidate wins ties and where there is nothing
+    to judge by yet."""
+    K, B, N, P = candidates.shape
+    target, target_seen = patches[:, 1:], mask[:, 1:]                 # token n predicts patch n + 1
+    both = seen[:, :, :-1] * target_seen                               # (K, B, N - 1, P)
+    error = ((candidates[:, :, :-1] - target).abs() * both).sum(-1)    # (K, B, N - 1)
+    judged = both.sum(-1)
+    # token n's error: the sum over tokens n - CHOICE_TOKENS .. n - 1 (cumulative sums, shifted by one)
+    cumulative = lambda a: F.pad(a.cumsum(-1), (1, 0))                 # (K, B, N): sum of tokens < n
+    window = lambda c: c - F.pad(c, (CHOICE_TOKENS, 0))[..., :N]
+    error, judged = window(cumulative(error)), window(cumulative(judged))
+    mean_error = torch.where(judged > 0, error / judged.clamp_min(1.0), torch.zeros_like(error))
+    return mean_error.argmin(dim=0)
 
 
 def make_season_gate(config: ModelConfig) -> nn.Linear | None:
@@ -710,8 +770,8 @@ class Transformer(PatchForecaster):
         pre_patches, pre_mask, _, _ = self.patchify(prefix, stats=(loc, scale))
         own_patches, own_mask, _, _ = self.patchify(own, stats=(loc, scale))
         if self.config.seasonal_patch and lag is None:    # the first (noise-free) window's
-            lag = seasonal_lag(torch.cat([pre_patches, own_patches[:1]], dim=1),
-                               torch.cat([pre_mask, own_mask[:1]], dim=1), self.config.season_slack)
+            lag = self.season_lag(torch.cat([pre_patches, own_patches[:1]], dim=1),
+                                  torch.cat([pre_mask, own_mask[:1]], dim=1))
         before = (pre_patches, pre_mask)
         x_pre = self.embed_patches(pre_patches, pre_mask, following=own_patches.size(1),
                                    season=self.season_inputs(pre_patches, pre_mask, lag=lag))
@@ -747,7 +807,7 @@ def build_model(config: ModelConfig) -> PatchForecaster:
     return LADDER[config.rung](config)
 
 
-WEIGHTLESS = ("dropout", "season_slack", "season_cycles")   # config fields no weight depends on
+WEIGHTLESS = ("dropout", "season_slack", "season_cycles", "choose_cycles", "short_seasons")   # config fields no weight depends on
 
 
 def with_settings(model: PatchForecaster, **changes) -> PatchForecaster:

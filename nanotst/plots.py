@@ -625,7 +625,8 @@ def season_gates_figure(gates: np.ndarray, lag: int, patch_size: int,
     """One bar per query patch: its seasonal gate, how much of the values `lag` steps before its
     target it adds to its forecast (0: none; 1: all of it, on top of its own guess)."""
     gates = np.asarray(gates, dtype=float)
-    title = title or f"How much each patch's forecast copies the values {lag} steps back"
+    title = title or (f"How much each patch's forecast copies the last {lag} values, repeated" if lag < patch_size
+                      else f"How much each patch's forecast copies the values {lag} steps back")
     fig = _fig(title, "query patch (predicts the patch after it)", "gate", height=height)
     fig.add_trace(go.Bar(
         x=np.arange(len(gates), dtype=np.int32), y=_f32(gates), marker_color="#F58518", name="gate",
@@ -637,7 +638,10 @@ def season_gates_figure(gates: np.ndarray, lag: int, patch_size: int,
 
 
 def _patch_span_shifted(k: int, patch_size: int, lag: int) -> str:
-    """t of patch k's values, `lag` steps earlier."""
+    """t of the values patch k's seasonal patch copies: `lag` steps earlier, or for a season shorter
+    than a patch the last `lag` values before it, repeated."""
+    if lag < patch_size:
+        return f"t {k * patch_size - lag}–{k * patch_size - 1}, repeated"
     return f"t {k * patch_size - lag}–{(k + 1) * patch_size - 1 - lag}"
 
 

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from nanotst.data import PROBE
+from nanotst.forecast import averaged_seasons
 from nanotst.interpret import attention_scores, query_sources, top_sources_rows
 from pages import _common as ui
 
@@ -60,8 +61,12 @@ if copy is not None:
     st.subheader("Copying the season")
     moved = (f", moved up or down by how far the level moved in those {copy.lag} values (the model's "
              "config `seasonal_level`)" if active.config.seasonal_level else "")
-    found = (f"This window repeats itself best **{copy.lag} values back**, so each patch also reads "
-             f"the {P} values {copy.lag} steps before the patch it predicts{moved}"
+    averaged = f" ({averaged_seasons(active.config)})" if averaged_seasons(active.config) else ""
+    found = (f"This window repeats itself every **{copy.lag} values**, a season shorter than a patch, so "
+             f"each patch also reads the last {copy.lag} values before the patch it predicts, repeated "
+             f"across it{averaged}{moved}" if copy.lag < P else
+             f"This window repeats itself best **{copy.lag} values back**, so each patch also reads "
+             f"the {P} values {copy.lag} steps before the patch it predicts{averaged}{moved}"
              if copy.lag > P else
              "No season repeats twice in this window, so each patch's “seasonal patch” is simply its "
              f"own{moved}")

@@ -67,7 +67,7 @@ def test_a_model_without_the_seasonal_input_averages_with_zero_weights_for_it(tr
     torch.testing.assert_close(soup.season_gate.weight, seasonal.season_gate.weight / 2)
 
 
-def test_average_may_give_the_mean_or_one_checkpoint_a_season_slack_and_nothing_else(trained, tmp_path):
+def test_average_may_give_the_mean_or_one_checkpoint_weightless_settings_and_nothing_else(trained, tmp_path):
     from dataclasses import replace
     from nanotst.cli import main
     torch.manual_seed(1)
@@ -78,6 +78,14 @@ def test_average_may_give_the_mean_or_one_checkpoint_a_season_slack_and_nothing_
     assert mean.config == replace(one.config, season_slack=0.15)
     torch.testing.assert_close(mean.state_dict(), one.state_dict())
     assert main(["average", str(soup), str(soup), "--out", str(tmp_path / "x.pt"), "--season-slack", "1.5"]) == 2
+    assert not (tmp_path / "x.pt").exists()
+    chosen = tmp_path / "chosen.pt"
+    assert main(["average", str(soup), "--out", str(chosen), "--season-cycles", "4", "--choose-cycles",
+                 "--short-seasons"]) == 0
+    assert load_checkpoint(chosen).model_config == replace(mean.config, season_cycles=4, choose_cycles=True,
+                                                           short_seasons=True)
+    torch.testing.assert_close(load_checkpoint(chosen).model.state_dict(), one.state_dict())
+    assert main(["average", str(soup), "--out", str(tmp_path / "x.pt"), "--season-cycles", "0"]) == 2
     assert not (tmp_path / "x.pt").exists()
 
 

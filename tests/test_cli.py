@@ -249,15 +249,16 @@ def test_train_init_may_give_the_embedding_a_new_input(switch, tiny_checkpoint, 
         assert "values back" in r.stderr or "no season repeats" in r.stderr
 
 
-def test_train_init_may_change_the_season_slack_and_cycles_and_keeps_them_otherwise(tiny_checkpoint, tmp_path):
+def test_train_init_may_change_the_season_slack_and_cycles_and_their_choice_and_keeps_them_otherwise(tiny_checkpoint, tmp_path):
     args = ("--n-series", "32", "--epochs", "1", "--batch-size", "16", "--lr", "1e-9", "--threads", "1",
             "--no-report")
     slack = tmp_path / "slack.pt"
     r = nanotst("train", "--init", tiny_checkpoint, "--seasonal-level", "--season-slack", "0.15",
-                "--season-cycles", "3", *args, "--out", slack)
+                "--season-cycles", "3", "--choose-cycles", "--short-seasons", *args, "--out", slack)
     assert r.returncode == 0, r.stderr
     config = load_checkpoint(slack).model_config
-    assert config.season_slack == 0.15 and config.season_cycles == 3
+    assert config.season_slack == 0.15 and config.season_cycles == 3 and config.choose_cycles
+    assert config.short_seasons
     assert config.seasonal_level and config.seasonal_patch
     kept = tmp_path / "kept.pt"
     assert nanotst("train", "--init", slack, *args, "--out", kept).returncode == 0

@@ -67,14 +67,15 @@ def test_a_path_does_not_depend_on_how_many_run_beside_it():
     ("nanotst", True, "both", True, False), ("transformer", True, "rope", True, False),
     ("nanotst", True, "both", False, True), ("nanotst", False, "learned", True, True),
     ("attention", True, "learned", False, True), ("nanotst", True, "both", False, "level"),
-    ("attention", True, "learned", True, "level")])
+    ("attention", True, "learned", True, "level"), ("nanotst", True, "both", False, "chosen")])
 @pytest.mark.parametrize("kept,own", [(56, 8), (43, 16), (5, 8), (8, 56)])
 def test_shared_windows_give_what_each_whole_window_gives(rung, causal, position, previous, seasonal,
                                                           kept, own):
     """...each whole window normalized like the first (noise-free) one, and reading its season."""
     from nanotst.model import PatchForecaster, seasonal_lag, window_stats
+    chosen = {"season_cycles": 3, "choose_cycles": True} if seasonal == "chosen" else {}
     model = tiny(rung, causal=causal, position=position, previous_patch=previous, seasonal_patch=bool(seasonal),
-                 seasonal_level=seasonal == "level")
+                 seasonal_level=seasonal in ("level", "chosen"), **chosen)
     if seasonal:                                     # gates that copy some of the season
         torch.nn.init.normal_(model.season_gate.weight, std=0.5)
         torch.nn.init.constant_(model.season_gate.bias, 0.5)
@@ -399,6 +400,13 @@ def test_a_level_shifted_copy_continues_a_trending_season_and_a_plain_one_falls_
     np.testing.assert_allclose(fc.median, values[64:] - behind, atol=0.01)
     assert any("12 values back" in n and ("moved by how far" in n) == level for n in fc.notes)
     three = forecast(tiny(seasonal_patch=True, season_cycles=3), values[:64], 8, n_samples=2).notes
-    assert any("the mean of the last 3 seasons" in n for n in three)
+    assert any("the mean of the last 3 seasons)" in n for n in three)
+    chosen = forecast(tiny(seasonal_patch=True, season_cycles=3, choose_cycles=True), values[:64], 8,
+                      n_samples=2).notes
+    assert any("the mean of the last 1 to 3 seasons, as many as forecast the last" in n for n in chosen)
+    four = np.sin(2 * np.pi * np.arange(64) / 4 + 0.3) + 0.05 * np.arange(64)    # shorter than a patch of 8
+    short = forecast(tiny(seasonal_patch=True, short_seasons=True), four, 8, n_samples=2)
+    assert short.season_lag == 4 and any("repeats itself every 4 values: each patch's forecast also read the "
+                                         "last 4 values before it, repeated" in n for n in short.notes)
     flat = forecast(model, np.ones(64), 8, n_samples=2).notes          # no season: what it read then
     assert any(("the patch before it, moved" in n) == level and "no season repeats" in n for n in flat)

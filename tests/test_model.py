@@ -280,6 +280,45 @@ def test_a_slack_lets_a_shorter_season_win_over_a_longer_one_that_repeats_a_litt
     assert values[0, 5].equal(x[6 * 32 - 40:7 * 32 - 40])
 
 
+@pytest.mark.parametrize("period,lag", [(3, 3), (4, 4), (7, 7), (12, 12), (24, 24), (45, 45), (100, 100)])
+def test_with_short_seasons_a_season_shorter_than_a_patch_is_its_own_lag(period, lag):
+    """short_seasons: lags from 2 up (where they are true peaks that rise clearly above the dip
+    before them); longer seasons and what has no season keep the old rule."""
+    from nanotst.model import seasonal_lag
+    model = build_model(ModelConfig(seasonal_patch=True, short_seasons=True))
+    for noise in (0.0, 0.3):
+        x = periodic(512, period, noise=noise) + 0.02 * torch.arange(512.0)[None]
+        assert int(model.season_lag(*model.patchify(x)[:2])) == lag
+    # the old rule on what has no short season: random walks, a smooth long season, a line
+    t = torch.arange(512.0)
+    walks = torch.randn(50, 512, generator=torch.Generator().manual_seed(0)).cumsum(1)
+    smooth = torch.sin(2 * math.pi * t / 256) + 0.1 * torch.randn(512, generator=torch.Generator().manual_seed(1))
+    for x in (walks, smooth[None], t[None]):
+        patches, mask, _, _ = model.patchify(x)
+        assert seasonal_lag(patches, mask, short=True).equal(seasonal_lag(patches, mask))
+
+
+def test_a_short_season_is_its_last_cycle_repeated_across_the_patch_and_moved_to_the_level():
+    """Lag 7 < 32: value j of token n's seasonal patch is the value j // 7 + 1 seasons before it,
+    all of them before the patch it predicts; with the level, a trending season continues
+    exactly (each value moved by how far the level moved over its own distance)."""
+    from nanotst.model import seasonal_patches
+    t = torch.arange(512.0)
+    x = torch.sin(2 * math.pi * t / 7) + 0.01 * t
+    patches, mask, lag = x.view(1, 16, 32), torch.ones(1, 16, 32), torch.tensor([7])
+    values, seen = seasonal_patches(patches, mask, lag)
+    for n in (0, 5, 14):
+        for j in range(32):
+            source = (n + 1) * 32 + j - 7 * (j // 7 + 1)
+            assert (n + 1) * 32 - 7 <= source < (n + 1) * 32                  # the last season before it
+            assert values[0, n, j] == x[source] and seen[0, n, j] == 1
+    assert (values[:, :-1] - patches[:, 1:]).abs().max() > 0.3             # a season behind the trend
+    moved, _ = seasonal_patches(patches, mask, lag, level=True)
+    assert (moved[:, 1:-1] - patches[:, 2:]).abs().max() < 1e-3
+    chosen, _ = seasonal_patches(patches, mask, lag, level=True, cycles=4, choose=True)
+    assert (chosen[:, 4:-1] - patches[:, 5:]).abs().max() < 1e-3
+
+
 def test_a_trained_model_may_change_its_weightless_settings_only():
     from nanotst.model import with_settings
     model = make(ModelConfig(n_layers=1, d_model=16, n_heads=2), seasonal_patch=True)
@@ -359,6 +398,39 @@ def test_a_seasonal_patch_over_several_cycles_is_the_mean_of_the_copies_it_can_s
     assert (three[:, 3:-1] - truth).abs().mean() < 0.8 * (one[:, 3:-1] - truth).abs().mean()
     with pytest.raises(ConfigError, match="season_cycles"):
         ModelConfig(seasonal_patch=True, season_cycles=0)
+
+
+def test_choosing_the_cycles_averages_a_steady_season_and_copies_one_that_just_changed():
+    """choose_cycles: each token takes the mean of the 1 .. cycles seasons back that forecast its
+    last patches best. On a noisy season that repeats, the mean of several (closer to the clean
+    season than one noisy copy); right after the season doubled, the last season alone (the mean
+    of older ones would be half of it); and a token's choice reads nothing after its own patch."""
+    from nanotst.model import seasonal_patches
+    t = torch.arange(512.0)
+    clean = torch.sin(2 * math.pi * t / 40)
+    noisy = clean + 0.3 * torch.randn(512, generator=torch.Generator().manual_seed(0))
+    mask, lag = torch.ones(1, 16, 32), torch.tensor([40])
+    patches = noisy.view(1, 16, 32)
+    chosen, _ = seasonal_patches(patches, mask, lag, cycles=4, choose=True)
+    four, _ = seasonal_patches(patches, mask, lag, cycles=4)
+    one, _ = seasonal_patches(patches, mask, lag)
+    torch.testing.assert_close(chosen[:, 8:], four[:, 8:])            # every copy inside the window
+    truth = clean.view(1, 16, 32)[:, 9:]
+    assert (chosen[:, 8:-1] - truth).abs().mean() < 0.8 * (one[:, 8:-1] - truth).abs().mean()
+    doubled = (clean * torch.where(t >= 320, 2.0, 1.0)).view(1, 16, 32)     # from patch 10 on
+    chosen, _ = seasonal_patches(doubled, mask, lag, cycles=4, choose=True)
+    one, _ = seasonal_patches(doubled, mask, lag)
+    torch.testing.assert_close(chosen[:, 13:], one[:, 13:])           # two seasons after the change
+    assert (one[:, 13:-1] - doubled[:, 14:]).abs().max() < 1e-4
+    four, _ = seasonal_patches(doubled, mask, lag, cycles=4)
+    assert (four[:, 13:-1] - doubled[:, 14:]).abs().max() > 0.2      # older seasons were half as high
+    # causal: changing patch 12 on changes no token's seasonal patch before token 12
+    changed = doubled.clone()
+    changed[:, 12:] = torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(1))
+    again, _ = seasonal_patches(changed, mask, lag, cycles=4, choose=True)
+    torch.testing.assert_close(again[:, :12], chosen[:, :12])
+    with pytest.raises(ConfigError, match="choose_cycles"):
+        ModelConfig(seasonal_patch=True, season_cycles=3, choose_cycles=1)
 
 
 def test_the_level_switch_needs_the_seasonal_patch_and_adds_no_weight(tiny_config):

@@ -267,3 +267,6 @@ def test_season_gates_figure_has_one_bar_per_patch_and_names_the_lag():
     assert "35 steps back" in fig.layout.title.text
     np.testing.assert_allclose(fig.data[0].y, [0.0, 0.2, 0.9], rtol=1e-6)
     assert "copies 0.90 of the values t 61–92" in fig.data[0].hovertext[2]   # patch 2 predicts t 96-127
+    short = season_gates_figure(np.array([0.0, 0.2, 0.9]), 7, 32)           # a season shorter than a patch
+    assert "the last 7 values, repeated" in short.layout.title.text
+    assert "copies 0.90 of the values t 89–95, repeated" in short.data[0].hovertext[2]
