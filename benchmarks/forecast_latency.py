@@ -22,6 +22,10 @@ import torch
 from common import ROOT, interleaved, loadavg, machine, nanotst_model, patchtst_model, summary, write_result
 
 
+SEASONAL_SETTINGS = ("seasonal_patch", "seasonal_level", "season_slack", "season_cycles", "choose_cycles",
+                     "short_seasons")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -34,16 +38,18 @@ def main():
                     help="time forecast(shared_patches=) with each value")
     ap.add_argument("--seasonal", action="store_true",
                     help="time each model also with the seasonal patch, as the shipped model reads it "
-                         "(at the current level, slack 0.15)")
+                         "(its seasonal settings: level, slack, cycles and their choice, short seasons)")
     ap.add_argument("--bf16", action="store_true",
                     help="also time forecast() under torch.autocast(cpu, bfloat16): not the same maths")
     args = ap.parse_args()
+    from nanotst.checkpoints import load_checkpoint
     from nanotst.forecast import forecast
 
     torch.manual_seed(0)
     models = {position: nanotst_model(position=position).eval() for position in args.positions}
     if args.seasonal:
-        seasonal = dict(seasonal_patch=True, seasonal_level=True, season_slack=0.15)
+        shipped = load_checkpoint(ROOT / "checkpoints" / "default.pt").model_config
+        seasonal = {name: getattr(shipped, name) for name in SEASONAL_SETTINGS}
         models.update({f"{position}+seasonal": nanotst_model(position=position, **seasonal).eval()
                        for position in args.positions})
     model = models[args.positions[0]]

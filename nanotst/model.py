@@ -334,10 +334,9 @@ class PatchForecaster(nn.Module):
             patches, mask = with_before(patches, mask, before)
         if lag is None:
             lag = self.season_lag(patches, mask)
-        values, seen = seasonal_patches(patches, mask, lag, level=self.config.seasonal_level,
-                                        slack=self.config.season_slack, cycles=self.config.season_cycles,
-                                        choose=self.config.choose_cycles, short=self.config.short_seasons)
-        return values[:, -N:], seen[:, -N:]
+        return seasonal_patches(patches, mask, lag, level=self.config.seasonal_level,
+                                slack=self.config.season_slack, cycles=self.config.season_cycles,
+                                choose=self.config.choose_cycles, short=self.config.short_seasons, last=N)
 
     def embed_input(self, patches, mask, before=None, lag=None, season=None):
         """The embedding's input: the patch, and with config.input_mask its padding mask too.
@@ -487,10 +486,11 @@ def is_peak(corr: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
 
 def seasonal_patches(patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tensor | None = None,
                      level: bool = False, slack: float = 0.0, cycles: int = 1, choose: bool = False,
-                     short: bool = False):
+                     short: bool = False, last: int | None = None):
     """For each token of a window (patches, mask (B, N, P)), the values one lag before the patch
     it predicts, and their mask (B, N, P): token n reads the values at positions (n + 1) P - L to
-    (n + 2) P - L - 1, all before its target since L >= P. Before the window's start they are
+    (n + 2) P - L - 1, all before its target since L >= P (a lag shorter than a patch, from
+    short_seasons: the last L values before its target, repeated). Before the window's start they are
     padding. lag (B,) or (1,) (default: seasonal_lag of the window, with this slack).
     level: shift them by how far the level moved in a season: the mean of the token's own patch
     minus the mean of the values one lag before it. A season copied across a trend or a level
@@ -500,43 +500,49 @@ def seasonal_patches(patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tenso
     classical forecaster averages a season over many cycles.
     choose: each token takes the mean of the first k copies (k from 1 to cycles) that forecast
     its recent patches best (recent_best): a season that repeats exactly is averaged over many
-    cycles, one that just changed (a level shift, a growing amplitude) is copied from the last."""
+    cycles, one that just changed (a level shift, a growing amplitude) is copied from the last.
+    last: only the last tokens' seasonal patches (B, last, P), e.g. a forecast path's own tokens
+    after a shared context: the same values, less work."""
     B, N, P = patches.shape
     lag = seasonal_lag(patches, mask, slack, short) if lag is None else lag.to(patches.device).expand(B)
     mean = lambda v, m: (v * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)
 
-    position = torch.arange(N * P, device=patches.device)
+    # only the last `last` tokens are wanted (and, to choose, the CHOICE_TOKENS tokens before them)
+    start = 0 if last is None else max(0, N - last - (CHOICE_TOKENS if choose and cycles > 1 else 0))
+    own, own_mask, n = patches[:, start:], mask[:, start:], N - start
+    position = torch.arange(start * P, N * P, device=patches.device)
     # a season shorter than the patch repeats its last cycle: value j of the patch is copied from
     # j // lag + 1 lags back (just 1 lag for a season of a patch or longer)
-    cycles_back = (position % P)[None] // lag[:, None] + 1                                 # (B, N * P)
+    cycles_back = (position % P)[None] // lag[:, None] + 1                                 # (B, n * P)
 
     def back(offset, k):        # the values (and mask) at each position + offset - k seasons
-        source = position + offset - (cycles_back + k - 1) * lag[:, None]                # (B, N * P)
+        source = position + offset - (cycles_back + k - 1) * lag[:, None]                # (B, n * P)
         inside = source >= 0
         source = source.clamp_min(0)
-        take = lambda a: (a.reshape(B, N * P).gather(1, source) * inside).view(B, N, P)
+        take = lambda a: (a.reshape(B, N * P).gather(1, source) * inside).view(B, n, P)
         return take(patches), take(mask)
 
-    total, count = torch.zeros_like(patches), torch.zeros_like(mask)
+    total, count = torch.zeros_like(own), torch.zeros_like(own_mask)
     means, seens = [], []           # the mean of the first k copies, k = 1 .. cycles
     for k in range(1, cycles + 1):
         values, seen = back(P, k)
         if level:
             before, before_seen = back(0, k)      # k lags before the token's own patch
-            both = (mask.amax(-1, keepdim=True) * before_seen.amax(-1, keepdim=True)) > 0
-            moved = (mean(patches, mask) - mean(before, before_seen)) * both
+            both = (own_mask.amax(-1, keepdim=True) * before_seen.amax(-1, keepdim=True)) > 0
+            moved = (mean(own, own_mask) - mean(before, before_seen)) * both
             # over a season shorter than the patch, value j came from further back the larger
             # j is: the level moved in proportion (1 for a season of a patch or longer)
-            distance = (cycles_back + k - 1).view(B, N, P).float()
+            distance = (cycles_back + k - 1).view(B, n, P).float()
             values = (values + moved * distance / distance.mean(-1, keepdim=True)) * seen
         total, count = total + values * seen, count + seen
         means.append(total / count.clamp_min(1.0))
         seens.append((count > 0).to(mask.dtype))
     if not choose or cycles == 1:
         return means[-1], seens[-1]
-    pick = recent_best(torch.stack(means), torch.stack(seens), patches, mask)       # (B, N)
-    take = lambda a: torch.stack(a).gather(0, pick[None, ..., None].expand(1, B, N, P))[0]
-    return take(means), take(seens)
+    pick = recent_best(torch.stack(means), torch.stack(seens), own, own_mask)       # (B, n)
+    take = lambda a: torch.stack(a).gather(0, pick[None, ..., None].expand(1, B, n, P))[0]
+    kept = n if last is None else min(last, n)
+    return take(means)[:, -kept:], take(seens)[:, -kept:]
 
 
 def recent_best(candidates: torch.Tensor, seen: torch.Tensor, patches: torch.Tensor,
@@ -807,13 +813,15 @@ def build_model(config: ModelConfig) -> PatchForecaster:
     return LADDER[config.rung](config)
 
 
-WEIGHTLESS = ("dropout", "season_slack", "season_cycles", "choose_cycles", "short_seasons")   # config fields no weight depends on
+# the config fields no weight depends on
+WEIGHTLESS = ("dropout", "season_slack", "season_cycles", "choose_cycles", "short_seasons")
 
 
 def with_settings(model: PatchForecaster, **changes) -> PatchForecaster:
     """The same weights in a model whose config has these WEIGHTLESS fields changed: dropout (a
-    training setting) or season_slack (how the lag is chosen), so a run that continues from a
-    checkpoint may change them (the rest of the config may not)."""
+    training setting) or how the seasonal patch is found and read (season_slack, season_cycles,
+    choose_cycles, short_seasons), so a run that continues from a checkpoint may change them (the
+    rest of the config may not)."""
     if set(changes) - set(WEIGHTLESS):
         raise ValueError(f"only {', '.join(WEIGHTLESS)} can change without new weights, not "
                          f"{', '.join(sorted(set(changes) - set(WEIGHTLESS)))}")

@@ -625,8 +625,8 @@ def season_gates_figure(gates: np.ndarray, lag: int, patch_size: int,
     """One bar per query patch: its seasonal gate, how much of the values `lag` steps before its
     target it adds to its forecast (0: none; 1: all of it, on top of its own guess)."""
     gates = np.asarray(gates, dtype=float)
-    title = title or (f"How much each patch's forecast copies the last {lag} values, repeated" if lag < patch_size
-                      else f"How much each patch's forecast copies the values {lag} steps back")
+    copied = f"the last {lag} values, repeated" if lag < patch_size else f"the values {lag} steps back"
+    title = title or f"How much each patch's forecast copies {copied}"
     fig = _fig(title, "query patch (predicts the patch after it)", "gate", height=height)
     fig.add_trace(go.Bar(
         x=np.arange(len(gates), dtype=np.int32), y=_f32(gates), marker_color="#F58518", name="gate",

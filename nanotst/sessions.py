@@ -281,6 +281,8 @@ EXPERIMENTS = {
     "previous": "Previous patch: each token reads its own patch, or the patch before it too",
     "seasonal": "Seasonal patch: each token reads its own patch, or also the values one season before its target",
     "level": "Season's level: the seasonal patch as it was a season ago, or moved to where the series is now",
+    "cycles": "Seasons averaged: the last season, the mean of the last 4, or of the 1 to 4 that forecast best lately",
+    "short": "Short seasons: a season shorter than a patch read as a longer multiple of it, or as itself, repeated",
 }
 
 
@@ -324,6 +326,15 @@ def experiment_variants(kind: str, steps: int = 300, settings: TrainSettings | N
     if kind == "level":
         return [Variant("seasonal patch as it was", _base(s, seasonal_patch=True), tc),
                 Variant("seasonal patch at today's level", _base(s, seasonal_patch=True, seasonal_level=True), tc)]
+    if kind == "cycles":
+        season = _base(s, seasonal_patch=True, seasonal_level=True)
+        return [Variant("the last season", season, tc),
+                Variant("the mean of the last 4", replace(season, season_cycles=4), tc),
+                Variant("1 to 4, chosen", replace(season, season_cycles=4, choose_cycles=True), tc)]
+    if kind == "short":
+        season = _base(s, seasonal_patch=True, seasonal_level=True)
+        return [Variant("a multiple of 32 values or longer", season, tc),
+                Variant("the season itself, repeated", replace(season, short_seasons=True), tc)]
     if kind == "loss":
         return [Variant("plain NLL", _base(s), tc), Variant("beta-NLL 0.5", _base(s), replace(tc, nll_beta=0.5))]
     raise KeyError(f"unknown experiment {kind!r}; known: {', '.join(EXPERIMENTS)}")

@@ -388,14 +388,24 @@ def test_experiment_runs_with_progress(ckpt_dir):
 @pytest.mark.parametrize("kind,base,variant,switch,caption", [
     ("previous", "own patch only", "own and previous patch", "previous_patch", "patch boundary"),
     ("seasonal", "own patch only", "own and seasonal patch", "seasonal_patch", "one season"),
-    ("level", "seasonal patch as it was", "seasonal patch at today's level", "seasonal_level", "a season ago")])
+    ("level", "seasonal patch as it was", "seasonal patch at today's level", "seasonal_level", "a season ago"),
+    ("short", "a multiple of 32 values or longer", "the season itself, repeated", "short_seasons", "35 values back")])
 def test_the_input_experiments_run_both_inputs(kind, base, variant, switch, caption, ckpt_dir):
     at, run = run_experiment(kind)
     assert any(caption in c.value for c in at.caption)
     assert run.done and set(run.results) == {base, variant}
     assert getattr(run.models[variant].config, switch) and not getattr(run.models[base].config, switch)
-    new_weights = switch != "seasonal_level"                  # the level moves the patch, adds no weight
+    new_weights = switch not in ("seasonal_level", "short_seasons")    # these move the patch, add no weight
     assert (run.results[variant]["params"] > run.results[base]["params"]) == new_weights
+
+
+def test_the_cycles_experiment_runs_its_three_ways_of_averaging_seasons(ckpt_dir):
+    at, run = run_experiment("cycles")
+    assert any("whichever forecast its own last 4" in c.value for c in at.caption)
+    assert run.done and list(run.results) == ["the last season", "the mean of the last 4", "1 to 4, chosen"]
+    configs = [run.models[name].config for name in run.results]
+    assert [(c.season_cycles, c.choose_cycles) for c in configs] == [(1, False), (4, False), (4, True)]
+    assert len({run.results[name]["params"] for name in run.results}) == 1     # no new weight
 
 
 def app_with_default(config: ModelConfig, name: str, tmp_path, monkeypatch) -> AppTest:
@@ -410,9 +420,9 @@ def app_with_default(config: ModelConfig, name: str, tmp_path, monkeypatch) -> A
     return at
 
 
-@pytest.mark.parametrize("switch", ["previous_patch", "seasonal_patch", "seasonal_level"])
+@pytest.mark.parametrize("switch", ["previous_patch", "seasonal_patch", "seasonal_level", "short_seasons"])
 def test_every_page_works_for_a_model_with_more_inputs(switch, tmp_path, monkeypatch):
-    implied = {"seasonal_patch": True} if switch == "seasonal_level" else {}
+    implied = {"seasonal_patch": True} if switch in ("seasonal_level", "short_seasons") else {}
     at = app_with_default(ModelConfig(n_layers=1, d_model=16, n_heads=2, **{switch: True}, **implied), switch,
                           tmp_path, monkeypatch)
     for page in ("pages/signals.py", "pages/attention.py", "pages/inside.py", "pages/forecast.py"):

@@ -249,7 +249,7 @@ def test_train_init_may_give_the_embedding_a_new_input(switch, tiny_checkpoint, 
         assert "values back" in r.stderr or "no season repeats" in r.stderr
 
 
-def test_train_init_may_change_the_season_slack_and_cycles_and_their_choice_and_keeps_them_otherwise(tiny_checkpoint, tmp_path):
+def test_train_init_may_change_the_weightless_season_settings_and_keeps_them_otherwise(tiny_checkpoint, tmp_path):
     args = ("--n-series", "32", "--epochs", "1", "--batch-size", "16", "--lr", "1e-9", "--threads", "1",
             "--no-report")
     slack = tmp_path / "slack.pt"

@@ -292,7 +292,8 @@ def test_with_short_seasons_a_season_shorter_than_a_patch_is_its_own_lag(period,
     # the old rule on what has no short season: random walks, a smooth long season, a line
     t = torch.arange(512.0)
     walks = torch.randn(50, 512, generator=torch.Generator().manual_seed(0)).cumsum(1)
-    smooth = torch.sin(2 * math.pi * t / 256) + 0.1 * torch.randn(512, generator=torch.Generator().manual_seed(1))
+    noise = torch.randn(512, generator=torch.Generator().manual_seed(1))
+    smooth = torch.sin(2 * math.pi * t / 256) + 0.1 * noise
     for x in (walks, smooth[None], t[None]):
         patches, mask, _, _ = model.patchify(x)
         assert seasonal_lag(patches, mask, short=True).equal(seasonal_lag(patches, mask))
@@ -429,6 +430,11 @@ def test_choosing_the_cycles_averages_a_steady_season_and_copies_one_that_just_c
     changed[:, 12:] = torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(1))
     again, _ = seasonal_patches(changed, mask, lag, cycles=4, choose=True)
     torch.testing.assert_close(again[:, :12], chosen[:, :12])
+    for last in (1, 3, 16):            # the last tokens only (a forecast path's): the same values
+        for choose in (True, False):
+            full = seasonal_patches(changed, mask, lag, level=True, cycles=4, choose=choose)
+            part = seasonal_patches(changed, mask, lag, level=True, cycles=4, choose=choose, last=last)
+            torch.testing.assert_close(part, tuple(a[:, -last:] for a in full))
     with pytest.raises(ConfigError, match="choose_cycles"):
         ModelConfig(seasonal_patch=True, season_cycles=3, choose_cycles=1)
 

@@ -84,13 +84,17 @@ def test_the_position_padding_previous_seasonal_level_and_loss_experiments_diffe
     from dataclasses import replace
     from nanotst.sessions import experiment_variants
     for kind, field in (("position", "position"), ("padding", "input_mask"), ("previous", "previous_patch"),
-                        ("seasonal", "seasonal_patch"), ("level", "seasonal_level")):
+                        ("seasonal", "seasonal_patch"), ("level", "seasonal_level"), ("short", "short_seasons")):
         a, *others = experiment_variants(kind, steps=20)
         for b in others:
             assert getattr(a.model_config, field) != getattr(b.model_config, field)
             assert replace(a.model_config, **{field: getattr(b.model_config, field)}) == b.model_config
             assert a.train_config == b.train_config
     assert [v.model_config.position for v in experiment_variants("position", steps=20)] == ["rope", "learned", "both"]
+    last, four, chosen = experiment_variants("cycles", steps=20)
+    assert replace(last.model_config, season_cycles=4) == four.model_config
+    assert replace(four.model_config, choose_cycles=True) == chosen.model_config
+    assert last.model_config.seasonal_level and last.train_config == chosen.train_config
     plain, beta = experiment_variants("loss", steps=20)
     assert plain.model_config == beta.model_config
     assert (plain.train_config.nll_beta, beta.train_config.nll_beta) == (0.0, 0.5)
