@@ -185,6 +185,7 @@ class SeasonCopy:
     lag: int
     gates: np.ndarray        # (N,) one per query patch, patch 0 the oldest
     start: int               # where patch 0 starts in the values the model saw (< 0: padding)
+    seasons: np.ndarray      # (N,) how many seasons back each query patch's seasonal patch averages
 
 
 @torch.no_grad()
@@ -196,9 +197,10 @@ def season_copy(model: PatchForecaster, values) -> SeasonCopy | None:
     x = torch.as_tensor(context, dtype=torch.float32, device=next(model.parameters()).device)[None]
     with eval_mode(model):
         patches, mask, _, _ = model.patchify(x)
-        lag = int(model.season_lag(patches, mask)[0])
+        lag = model.season_lag(patches, mask)
         gates = model.season_gates(x)[0].double().cpu().numpy()
-    return SeasonCopy(lag, gates, -padded)
+        seasons = model.seasons_averaged(patches, mask, lag)[0].cpu().numpy()
+    return SeasonCopy(int(lag[0]), gates, -padded, seasons)
 
 
 def top_sources_rows(a: AttentionAnalysis, patch_size: int) -> list[dict]:

@@ -323,6 +323,13 @@ class PatchForecaster(nn.Module):
         """(B,) the season's lag in each window (patches, mask (B, N, P)), by this model's config."""
         return seasonal_lag(patches, mask, self.config.season_slack, self.config.short_seasons)
 
+    def seasons_averaged(self, patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tensor) -> torch.Tensor:
+        """(B, N) how many seasons each token's seasonal patch averages (config.season_cycles;
+        with choose_cycles, the number it chose)."""
+        return seasonal_patches(patches, mask, lag, level=self.config.seasonal_level,
+                                cycles=self.config.season_cycles, choose=self.config.choose_cycles,
+                                short=self.config.short_seasons, with_choice=True)[2]
+
     def season_inputs(self, patches, mask, before=None, lag=None):
         """With config.seasonal_patch, each token's seasonal patch and its mask (B, N, P): the values
         one season before the patch it predicts (see seasonal_patches), else None. before, lag: see
@@ -486,7 +493,7 @@ def is_peak(corr: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
 
 def seasonal_patches(patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tensor | None = None,
                      level: bool = False, slack: float = 0.0, cycles: int = 1, choose: bool = False,
-                     short: bool = False, last: int | None = None):
+                     short: bool = False, last: int | None = None, with_choice: bool = False):
     """For each token of a window (patches, mask (B, N, P)), the values one lag before the patch
     it predicts, and their mask (B, N, P): token n reads the values at positions (n + 1) P - L to
     (n + 2) P - L - 1, all before its target since L >= P (a lag shorter than a patch, from
@@ -502,7 +509,9 @@ def seasonal_patches(patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tenso
     its recent patches best (recent_best): a season that repeats exactly is averaged over many
     cycles, one that just changed (a level shift, a growing amplitude) is copied from the last.
     last: only the last tokens' seasonal patches (B, last, P), e.g. a forecast path's own tokens
-    after a shared context: the same values, less work."""
+    after a shared context: the same values, less work.
+    with_choice: also return how many seasons each token averaged (B, N) (cycles everywhere
+    without `choose`), what the Attention page shows."""
     B, N, P = patches.shape
     lag = seasonal_lag(patches, mask, slack, short) if lag is None else lag.to(patches.device).expand(B)
     mean = lambda v, m: (v * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)
@@ -538,11 +547,13 @@ def seasonal_patches(patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tenso
         means.append(total / count.clamp_min(1.0))
         seens.append((count > 0).to(mask.dtype))
     if not choose or cycles == 1:
-        return means[-1], seens[-1]
+        averaged = torch.full((B, n), cycles, device=patches.device)
+        return (means[-1], seens[-1], averaged) if with_choice else (means[-1], seens[-1])
     pick = recent_best(torch.stack(means), torch.stack(seens), own, own_mask)       # (B, n)
     take = lambda a: torch.stack(a).gather(0, pick[None, ..., None].expand(1, B, n, P))[0]
     kept = n if last is None else min(last, n)
-    return take(means)[:, -kept:], take(seens)[:, -kept:]
+    values, seen = take(means)[:, -kept:], take(seens)[:, -kept:]
+    return (values, seen, pick[:, -kept:] + 1) if with_choice else (values, seen)
 
 
 def recent_best(candidates: torch.Tensor, seen: torch.Tensor, patches: torch.Tensor,

@@ -620,11 +620,15 @@ def attention_over_signal_figure(series: np.ndarray, weights: np.ndarray, patch_
     return fig
 
 
-def season_gates_figure(gates: np.ndarray, lag: int, patch_size: int,
+def season_gates_figure(gates: np.ndarray, lag: int, patch_size: int, seasons: np.ndarray | None = None,
                         title: str | None = None, height: int = 300) -> go.Figure:
     """One bar per query patch: its seasonal gate, how much of the values `lag` steps before its
-    target it adds to its forecast (0: none; 1: all of it, on top of its own guess)."""
+    target it adds to its forecast (0: none; 1: all of it, on top of its own guess). seasons (N,):
+    how many seasons back each patch's copy averages; where any averages more than one, each bar
+    is labelled with its number."""
     gates = np.asarray(gates, dtype=float)
+    seasons = np.ones(len(gates), dtype=int) if seasons is None else np.asarray(seasons, dtype=int)
+    averaged = lambda k: "" if k == 1 else f" (the mean of the last {k} seasons)"
     copied = f"the last {lag} values, repeated" if lag < patch_size else f"the values {lag} steps back"
     title = title or f"How much each patch's forecast copies {copied}"
     fig = _fig(title, "query patch (predicts the patch after it)", "gate", height=height)
@@ -632,7 +636,8 @@ def season_gates_figure(gates: np.ndarray, lag: int, patch_size: int,
         x=np.arange(len(gates), dtype=np.int32), y=_f32(gates), marker_color="#F58518", name="gate",
         hovertext=[f"patch {k} ({_patch_span(k, patch_size)}) predicts {_patch_span(k + 1, patch_size)} "
                    f"and copies {g:.2f} of the values {_patch_span_shifted(k + 1, patch_size, lag)}"
-                   for k, g in enumerate(gates)], hoverinfo="text"))
+                   f"{averaged(seasons[k])}" for k, g in enumerate(gates)], hoverinfo="text",
+        text=[str(k) for k in seasons] if seasons.max() > 1 else None, textposition="outside"))
     fig.update_layout(showlegend=False, yaxis=dict(zeroline=True))
     return fig
 

@@ -5,6 +5,7 @@ import streamlit as st
 
 from nanotst.data import PROBE
 from nanotst.forecast import averaged_seasons
+from nanotst.model import CHOICE_TOKENS
 from nanotst.interpret import attention_scores, query_sources, top_sources_rows
 from pages import _common as ui
 
@@ -73,7 +74,12 @@ if copy is not None:
     st.markdown(f"{found}, and adds a share of them to its forecast: its **gate**, read from its own "
                 f"state (0 ignores them, 1 adds all of them on top of its own guess). A clean "
                 f"repeating shape opens the gates; noise, a trend or a broken pattern closes them.")
-    ui.cached_chart("season_gates_figure", copy.gates, copy.lag, P, key="att_season")
+    if active.config.choose_cycles and active.config.season_cycles > 1:
+        st.markdown(f"The number on each bar: how many seasons back its copy averages. Each patch takes "
+                    f"the mean of the last 1 to {active.config.season_cycles} seasons, whichever would have "
+                    f"forecast its own last {CHOICE_TOKENS} patches best: a steady season is averaged over "
+                    f"several noisy cycles, one that just changed is copied from the last.")
+    ui.cached_chart("season_gates_figure", copy.gates, copy.lag, P, copy.seasons, key="att_season")
 
 st.subheader(f"Every layer × head ({L} × {H})")
 c = st.columns(2)

@@ -420,9 +420,11 @@ def app_with_default(config: ModelConfig, name: str, tmp_path, monkeypatch) -> A
     return at
 
 
-@pytest.mark.parametrize("switch", ["previous_patch", "seasonal_patch", "seasonal_level", "short_seasons"])
+@pytest.mark.parametrize("switch", ["previous_patch", "seasonal_patch", "seasonal_level", "short_seasons",
+                                    "choose_cycles"])
 def test_every_page_works_for_a_model_with_more_inputs(switch, tmp_path, monkeypatch):
-    implied = {"seasonal_patch": True} if switch in ("seasonal_level", "short_seasons") else {}
+    implied = {"seasonal_patch": True} if switch in ("seasonal_level", "short_seasons", "choose_cycles") else {}
+    implied.update({"season_cycles": 4} if switch == "choose_cycles" else {})
     at = app_with_default(ModelConfig(n_layers=1, d_model=16, n_heads=2, **{switch: True}, **implied), switch,
                           tmp_path, monkeypatch)
     for page in ("pages/signals.py", "pages/attention.py", "pages/inside.py", "pages/forecast.py"):
@@ -435,6 +437,8 @@ def test_every_page_works_for_a_model_with_more_inputs(switch, tmp_path, monkeyp
             if switch != "previous_patch":
                 gates = next(s for s in specs(at) if "copies the values" in s["layout"]["title"]["text"])
                 assert len(_array(gates["data"][0]["y"])) == 16
+            told = any("how many seasons back its copy averages" in m.value for m in at.markdown)
+            assert told == (switch == "choose_cycles")
 
 
 @pytest.mark.parametrize("rung", ["linear", "attention"])

@@ -111,6 +111,22 @@ def test_season_copy_gives_the_lag_and_one_gate_per_query_patch():
     with torch.no_grad():
         model.season_gate.bias.fill_(0.7)
     np.testing.assert_allclose(season_copy(model, values).gates, 0.7, rtol=1e-6)
+    assert copy.seasons.tolist() == [1] * 8                           # one season copied
+
+
+def test_season_copy_says_how_many_seasons_each_patch_averaged():
+    """choose_cycles: a steady noisy season is averaged over several cycles, and right after the
+    season doubled the patches copy the last one."""
+    from nanotst.interpret import season_copy
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, seasonal_patch=True, season_cycles=4,
+                                    choose_cycles=True)).eval()
+    t = np.arange(512)
+    noisy = np.sin(2 * np.pi * t / 40) + 0.3 * np.random.default_rng(0).normal(size=512)
+    steady = season_copy(model, noisy)
+    assert steady.lag == 40 and steady.seasons.shape == (16,) and steady.seasons[-1] > 1
+    changed = season_copy(model, np.sin(2 * np.pi * t / 40) * np.where(t >= 320, 2.0, 1.0))
+    assert changed.lag == 40 and changed.seasons[-1] == 1
 
 
 def test_the_pipeline_shows_the_seasonal_patches_only_for_a_model_that_reads_them():

@@ -270,3 +270,8 @@ def test_season_gates_figure_has_one_bar_per_patch_and_names_the_lag():
     short = season_gates_figure(np.array([0.0, 0.2, 0.9]), 7, 32)           # a season shorter than a patch
     assert "the last 7 values, repeated" in short.layout.title.text
     assert "copies 0.90 of the values t 89–95, repeated" in short.data[0].hovertext[2]
+    assert fig.data[0].text is None                                          # one season each: no labels
+    chosen = season_gates_figure(np.array([0.0, 0.2, 0.9]), 35, 32, seasons=np.array([1, 3, 4]))
+    assert list(chosen.data[0].text) == ["1", "3", "4"]
+    assert "(the mean of the last 4 seasons)" in chosen.data[0].hovertext[2]
+    assert "seasons" not in chosen.data[0].hovertext[0]
