@@ -62,7 +62,8 @@ if copy is not None:
     st.subheader("Copying the season")
     moved = (f", moved up or down by how far the level moved in those {copy.lag} values (the model's "
              "config `seasonal_level`)" if active.config.seasonal_level else "")
-    averaged = f" ({averaged_seasons(active.config)})" if averaged_seasons(active.config) else ""
+    chooses = active.config.choose_cycles and active.config.season_cycles > 1     # said below
+    averaged = f" ({averaged_seasons(active.config)})" if averaged_seasons(active.config) and not chooses else ""
     found = (f"This window repeats itself every **{copy.lag} values**, a season shorter than a patch, so "
              f"each patch also reads the last {copy.lag} values before the patch it predicts, repeated "
              f"across it{averaged}{moved}" if copy.lag < P else
@@ -74,11 +75,14 @@ if copy is not None:
     st.markdown(f"{found}, and adds a share of them to its forecast: its **gate**, read from its own "
                 f"state (0 ignores them, 1 adds all of them on top of its own guess). A clean "
                 f"repeating shape opens the gates; noise, a trend or a broken pattern closes them.")
-    if active.config.choose_cycles and active.config.season_cycles > 1:
-        st.markdown(f"The number on each bar: how many seasons back its copy averages. Each patch takes "
-                    f"the mean of the last 1 to {active.config.season_cycles} seasons, whichever would have "
-                    f"forecast its own last {CHOICE_TOKENS} patches best: a steady season is averaged over "
-                    f"several noisy cycles, one that just changed is copied from the last.")
+    if chooses:
+        shown = ("The number on each bar: how many seasons back its copy averages." if copy.seasons.max() > 1
+                 else "Here every patch copies the last season alone: no mean of older ones would have "
+                      "forecast its recent patches better.")
+        st.markdown(f"Each patch takes the mean of the last 1 to {active.config.season_cycles} seasons, "
+                    f"whichever would have forecast its own last {CHOICE_TOKENS} patches best: a steady season "
+                    f"is averaged over several noisy cycles, one that just changed is copied from the last. "
+                    f"{shown}")
     ui.cached_chart("season_gates_figure", copy.gates, copy.lag, P, copy.seasons, key="att_season")
 
 st.subheader(f"Every layer × head ({L} × {H})")

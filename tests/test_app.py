@@ -437,7 +437,7 @@ def test_every_page_works_for_a_model_with_more_inputs(switch, tmp_path, monkeyp
             if switch != "previous_patch":
                 gates = next(s for s in specs(at) if "copies the values" in s["layout"]["title"]["text"])
                 assert len(_array(gates["data"][0]["y"])) == 16
-            told = any("how many seasons back its copy averages" in m.value for m in at.markdown)
+            told = any("whichever would have forecast its own last" in m.value for m in at.markdown)
             assert told == (switch == "choose_cycles")
 
 
