@@ -22,10 +22,6 @@ import torch
 from common import ROOT, interleaved, loadavg, machine, nanotst_model, patchtst_model, summary, write_result
 
 
-SEASONAL_SETTINGS = ("seasonal_patch", "seasonal_level", "season_slack", "season_cycles", "choose_cycles",
-                     "short_seasons")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -43,13 +39,15 @@ def main():
                     help="also time forecast() under torch.autocast(cpu, bfloat16): not the same maths")
     args = ap.parse_args()
     from nanotst.checkpoints import load_checkpoint
+    from nanotst.model import SEASON_SETTINGS
     from nanotst.forecast import forecast
 
     torch.manual_seed(0)
     models = {position: nanotst_model(position=position).eval() for position in args.positions}
     if args.seasonal:
         shipped = load_checkpoint(ROOT / "checkpoints" / "default.pt").model_config
-        seasonal = {name: getattr(shipped, name) for name in SEASONAL_SETTINGS}
+        seasonal = {name: getattr(shipped, name)
+                    for name in ("seasonal_patch", "seasonal_level", *SEASON_SETTINGS)}
         models.update({f"{position}+seasonal": nanotst_model(position=position, **seasonal).eval()
                        for position in args.positions})
     model = models[args.positions[0]]

@@ -24,7 +24,7 @@ from .config import POSITIONS, ConfigError, ModelConfig, TrainConfig
 from .data import MIXES, SignalError
 from .files import atomic_write
 from .forecast import QUANTILES, ForecastError, forecast
-from .model import with_inputs, with_position, with_settings
+from .model import SEASON_SETTINGS, WEIGHTLESS, with_inputs, with_position, with_settings
 from .userdata import DataError, future_times
 
 EXPECTED_ERRORS = (ConfigError, SignalError, CheckpointError, DataError, BacktestError, ForecastError,
@@ -133,8 +133,7 @@ def add_train(sub) -> None:
 def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
     m = {f.name: getattr(args, f.name) for f in fields(ModelConfig) if f.name != "causal"}
     m["seasonal_patch"] = m["seasonal_patch"] or m["seasonal_level"]     # the level shifts that patch
-    for name in ("dropout", "position", "season_slack", "season_cycles", "choose_cycles",
-                 "short_seasons"):                          # None: not given (--init keeps it)
+    for name in ("position", *WEIGHTLESS):            # None: not given (--init keeps it)
         if m[name] is None:
             m[name] = getattr(ModelConfig, name)
     t = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
@@ -187,9 +186,7 @@ def cmd_train(args) -> int:
             init_model = with_position(init_model, args.position or init_model.config.position)
         except ValueError as e:
             raise CLIError(f"--position: {e}") from None
-        if args.dropout is not None:
-            init_model = with_settings(init_model, dropout=args.dropout)
-        for name in ("season_slack", "season_cycles", "choose_cycles", "short_seasons"):
+        for name in WEIGHTLESS:                # dropout and the season's settings, where given
             if getattr(args, name) is not None:
                 init_model = with_settings(init_model, **{name: getattr(args, name)})
         init_model = with_inputs(init_model, args.previous_patch, args.seasonal_patch, args.seasonal_level)
@@ -324,9 +321,7 @@ def add_average(sub) -> None:
 def cmd_average(args) -> int:
     if len(args.checkpoints) > MAX_AVERAGED:
         raise CLIError(f"at most {MAX_AVERAGED} checkpoints can be averaged, got {len(args.checkpoints)}")
-    settings = {name: getattr(args, name) for name in ("season_slack", "season_cycles", "choose_cycles",
-                                                       "short_seasons")
-                if getattr(args, name) is not None}
+    settings = {name: getattr(args, name) for name in SEASON_SETTINGS if getattr(args, name) is not None}
     try:                                   # before any checkpoint is read
         ModelConfig(**settings)
     except ConfigError as e:

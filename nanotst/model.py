@@ -826,6 +826,7 @@ def build_model(config: ModelConfig) -> PatchForecaster:
 
 # the config fields no weight depends on
 WEIGHTLESS = ("dropout", "season_slack", "season_cycles", "choose_cycles", "short_seasons")
+SEASON_SETTINGS = WEIGHTLESS[1:]    # of those, how a model finds and reads its seasonal patch
 
 
 def with_settings(model: PatchForecaster, **changes) -> PatchForecaster:
