@@ -37,11 +37,11 @@ python -m nanotst average checkpoints/stageS17.pt checkpoints/stageS18.pt checkp
 # also reads the values one season back, shifted by how far the level moved since, and a gate copies
 # a share of them; the new weights start at zero), then the same weights picking their season with
 # a slack of 0.15 (a shorter season wins when it correlates nearly as well)
-train --init checkpoints/stage11.pt --seasonal-level --n-series 166760 --epochs 4 --lr 3e-4 --seed 68 \
-    --mix "all=1,structural=0.12" --eval-every 2500 --snapshot-every 6250 --out checkpoints/stageK68.pt
+# (stage 14 shipped this round; stage 16 below replaces it, so it stays here as the record only:)
+# train --init checkpoints/stage11.pt --seasonal-level --n-series 166760 --epochs 4 --lr 3e-4 --seed 68 \
+#     --mix "all=1,structural=0.12" --eval-every 2500 --snapshot-every 6250 --out checkpoints/stageK68.pt
 # stage 16 (what ships): the same round, with the seasonal patch the mean of the last 1 to 4 seasons,
-# whichever forecast each token's last 4 patches best (stage 14's file above is kept as the
-# record; default.pt comes from this one)
+# whichever forecast each token's last 4 patches best, then its weights with the slack of 0.15
 train --init checkpoints/stage11.pt --seasonal-level --season-cycles 4 --choose-cycles --n-series 166760 \
     --epochs 4 --lr 3e-4 --seed 68 --mix "all=1,structural=0.12" --eval-every 2500 --snapshot-every 6250 \
     --out checkpoints/stageN68.pt
