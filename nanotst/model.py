@@ -533,12 +533,13 @@ def seasonal_patches(patches: torch.Tensor, mask: torch.Tensor, lag: torch.Tenso
 
     total, count = torch.zeros_like(own), torch.zeros_like(own_mask)
     means, seens = [], []           # the mean of the first k copies, k = 1 .. cycles
+    own_level = mean(own, own_mask)
     for k in range(1, cycles + 1):
         values, seen = back(P, k)
         if level:
             before, before_seen = back(0, k)      # k lags before the token's own patch
             both = (own_mask.amax(-1, keepdim=True) * before_seen.amax(-1, keepdim=True)) > 0
-            moved = (mean(own, own_mask) - mean(before, before_seen)) * both
+            moved = (own_level - mean(before, before_seen)) * both
             # over a season shorter than the patch, value j came from further back the larger
             # j is: the level moved in proportion (1 for a season of a patch or longer)
             distance = (cycles_back + k - 1).view(B, n, P).float()
