@@ -69,3 +69,12 @@ def test_the_shape_sweep_scores_every_shape_and_period(tmp_path):
     rows = sweep.score(sweep.nanotst(str(path), n_samples=10))
     assert len(rows) == len(series)
     assert all(np.isfinite(r["rel_mae"]) and 0 <= r["coverage"] <= 1 for r in rows)
+
+
+def test_both_real_sets_load_whole_with_a_context_before_the_holdout():
+    assert not set(fq.REAL) & set(fq.REAL_2) and len(fq.REAL_2) >= 20
+    for name in (*fq.REAL, *fq.REAL_2):
+        s = fq.real_series(name)
+        assert s.kind == ("real" if name in fq.REAL else "real-2")
+        assert np.all(np.isfinite(s.values)), name            # gaps interpolated, not dropped
+        assert len(s.values) - s.horizon >= 32, name          # at least a patch of context
