@@ -437,6 +437,10 @@ def main(argv=None) -> None:
     series = all_series()
     if args.only:
         wanted = args.only.split(",")
+        unknown = sorted(set(wanted) - {s.name for s in series})
+        if unknown:
+            parser.error(f"--only: no series named {', '.join(unknown)}; "
+                         f"the series are {', '.join(s.name for s in series)}")
         series = [s for s in series if s.name in wanted]
     methods = tuple(args.methods.split(","))
     if "seasonal_naive" not in methods:

@@ -78,3 +78,10 @@ def test_both_real_sets_load_whole_with_a_context_before_the_holdout():
         assert s.kind == ("real" if name in fq.REAL else "real-2")
         assert np.all(np.isfinite(s.values)), name            # gaps interpolated, not dropped
         assert len(s.values) - s.horizon >= 32, name          # at least a patch of context
+
+
+def test_an_unknown_series_name_is_refused_with_the_known_names(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        fq.main(["--only", "AirPassengers,nosuch", "--methods", "NanoTST", "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert "no series named nosuch" in err and "sunspot.month" in err
