@@ -110,7 +110,7 @@ def add_train(sub) -> None:
     g = p.add_argument_group("training")
     for name in ("n_series", "epochs", "batch_size", "seed"):
         g.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(t, name))
-    for name in ("lr", "weight_decay", "grad_clip", "val_fraction", "nll_beta"):
+    for name in ("lr", "weight_decay", "grad_clip", "val_fraction", "nll_beta", "flip"):
         g.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(t, name))
     g.add_argument("--lr-schedule", default=t.lr_schedule, help="constant | cosine (lr -> lr/10)")
     g.add_argument("--mix", type=parse_mix, default=t.mix,

@@ -156,6 +156,7 @@ class TrainConfig:
     mix: str | dict = "all"      # a preset name from data.MIXES, or family -> weight
     lr_schedule: str = "constant"  # or "cosine": decay from lr to lr/10 over the run
     nll_beta: float = 0.0        # beta-NLL (Seitzer et al. 2022): 0 is the plain Gaussian NLL
+    flip: float = 0.0            # the share of each batch's series turned upside down (x -> -x)
 
     def __post_init__(self):
         _positive_int(self, "n_series", "epochs", "batch_size")
@@ -176,6 +177,8 @@ class TrainConfig:
                  f"must be an integer from 0 to 2^31 - 1, got {self.seed!r}")
         _require(isinstance(self.nll_beta, (int, float)) and not isinstance(self.nll_beta, bool)
                  and 0 <= self.nll_beta <= 1, "nll_beta", f"must be in [0, 1], got {self.nll_beta!r}")
+        _require(isinstance(self.flip, (int, float)) and not isinstance(self.flip, bool)
+                 and 0 <= self.flip <= 1, "flip", f"must be in [0, 1], got {self.flip!r}")
         _require(self.lr_schedule in LR_SCHEDULES, "lr_schedule",
                  f"must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         from .data import SignalError, resolve_mix

@@ -244,7 +244,11 @@ class Trainer:
         i = self.step % spe
         if i == 0 or self._perm is None:
             self._perm = torch.randperm(len(self._train_x), generator=self._order_gen).to(self.device)
-        return self._train_x[self._perm[i * bs:(i + 1) * bs]]
+        batch = self._train_x[self._perm[i * bs:(i + 1) * bs]]
+        if self.train_config.flip > 0:   # a shape upside down is a shape too: x -> -x
+            flipped = torch.rand(len(batch), 1, generator=self._order_gen) < self.train_config.flip
+            batch = torch.where(flipped.to(self.device), -batch, batch)
+        return batch
 
     def _input_length(self) -> int:
         """How many input values this step trains on: the whole context, or a random shorter

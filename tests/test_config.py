@@ -28,6 +28,7 @@ def test_invalid_model_values_name_the_field(changes, field):
     ({"epochs": 0}, "epochs"), ({"lr": -1.0}, "lr"), ({"batch_size": 2.5}, "batch_size"),
     ({"mix": {"sine_low": 1, "unicorn": 1}}, "mix"), ({"mix": {"flat": 0}}, "mix"),
     ({"nll_beta": -0.5}, "nll_beta"), ({"nll_beta": 2.0}, "nll_beta"), ({"nll_beta": "half"}, "nll_beta"),
+    ({"flip": -0.1}, "flip"), ({"flip": 1.5}, "flip"), ({"flip": True}, "flip"),
 ])
 def test_invalid_train_values_name_the_field(changes, field):
     with pytest.raises(ConfigError, match=f"^{field}:"):

@@ -93,6 +93,15 @@ def test_about_half_the_steps_train_on_a_shorter_padded_input():
     assert len(set(observed_counts)) >= 20   # and their lengths vary
 
 
+def test_flip_turns_that_share_of_each_batch_upside_down():
+    upright = Trainer(TINY, tc(), device="cpu")._batch()
+    assert torch.equal(Trainer(TINY, tc(flip=1.0), device="cpu")._batch(), -upright)
+    half = Trainer(TINY, tc(flip=0.5), device="cpu")._batch()
+    flipped = (half == -upright).all(dim=1) & (upright != 0).any(dim=1)
+    kept = (half == upright).all(dim=1)
+    assert bool((flipped | kept).all()) and 0 < int(flipped.sum()) < len(half)
+
+
 def test_padded_pairs_pad_the_input_and_never_the_target():
     from nanotst.train import padded_pairs
     series = torch.arange(40.0).view(1, 40)
