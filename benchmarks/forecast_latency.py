@@ -7,6 +7,7 @@
     python benchmarks/forecast_latency.py --shared 0 1  # forecast(shared_patches=0): every window
                                                         # whole; 1 (the default): the second patch shares the context
     python benchmarks/forecast_latency.py --seasonal    # each model also with the seasonal patch
+    python benchmarks/forecast_latency.py --mirror      # each also with forecast(mirror=True)
 
 The weights do not change the cost, so a freshly built (untrained) NanoTST in eval mode is timed.
 The peer is PatchTSTForPrediction(prediction_length=64).generate(): a direct multi-step model
@@ -35,6 +36,8 @@ def main():
     ap.add_argument("--seasonal", action="store_true",
                     help="time each model also with the seasonal patch, as the shipped model reads it "
                          "(its seasonal settings: level, slack, cycles and their choice, short seasons)")
+    ap.add_argument("--mirror", action="store_true",
+                    help="also time forecast(mirror=True): half the paths forecast the context upside down")
     ap.add_argument("--bf16", action="store_true",
                     help="also time forecast() under torch.autocast(cpu, bfloat16): not the same maths")
     args = ap.parse_args()
@@ -59,6 +62,9 @@ def main():
             label = name if patches is None else f"{name} shared={patches}"
             kw = {} if patches is None else {"shared_patches": patches}
             fns[label] = lambda m=m, kw=kw: forecast(m, context, 64, n_samples=100, **kw)
+            if args.mirror:
+                fns[f"{label} mirror"] = lambda m=m, kw=kw: forecast(m, context, 64, n_samples=100,
+                                                                     mirror=True, **kw)
     if args.bf16:
         def bf16_fn():
             with torch.autocast("cpu", dtype=torch.bfloat16):

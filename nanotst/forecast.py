@@ -16,8 +16,13 @@ its sigma, and every sampled step's sigma is widened by that factor (never narro
 A model that copies the last cycle's noise, or a series that is harder than the training data,
 gets wider bands; one it predicts as well as it thinks keeps its own.
 
+With mirror=True, every other path forecasts the context upside down (-x) and is turned back:
+the model's leanings one way (learned from training shapes that are not symmetric) average out,
+and the forecast of -x is exactly minus the forecast of x.
+
 Randomness comes from one noise tensor (n_samples, H, P) drawn up front from `seed`: path i only
-ever uses noise[i], so a path does not depend on how many other paths run beside it.
+ever uses noise[i] (mirrored: paths 2k and 2k + 1 share noise[k]), so a path does not depend on
+how many other paths run beside it.
 """
 from __future__ import annotations
 
@@ -239,15 +244,31 @@ def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Ten
     return own[1:]
 
 
+def view_paths(model: PatchForecaster, x: torch.Tensor, noise: torch.Tensor, head_mask, calibrate: bool,
+               shared_patches: int, lag) -> tuple[torch.Tensor, float]:
+    """Sample paths after x (1, C) (normalized values), one per noise row, and the factor their
+    sigma was widened by. One pass over the context gives the first patch's forecast and the
+    one-step errors the bands are calibrated on (context_sigma_scale)."""
+    patches, observed, loc, scale = model.patchify(x)
+    mu, sigma, _ = model.predict(patches, observed, False, head_mask, lag)
+    sigma_scale = context_sigma_scale(patches, observed, mu, sigma) if calibrate else 1.0
+    first = (mu[:, -1], None if sigma is None else sigma[:, -1], loc, scale)
+    return sample_paths(model, x, noise * sigma_scale, head_mask, first, shared_patches, lag), sigma_scale
+
+
 def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100,
              quantiles=QUANTILES, seed: int = 0, head_mask: torch.Tensor | None = None,
-             calibrate: bool = True, shared_patches: int = SHARED_PATCHES) -> Forecast:
+             calibrate: bool = True, shared_patches: int = SHARED_PATCHES,
+             mirror: bool = False) -> Forecast:
     """Sample n_samples paths of `horizon` values after `context` (1-D values, any length up to
     the context length used; older values are dropped, a short context is padded). The model
     samples whole patches; the forecast keeps the first `horizon` values. head_mask (layers,
     heads) bool switches heads off for the whole forecast, the weights untouched. calibrate=False
     keeps the model's own sigma (see context_sigma_scale). shared_patches: see sample_paths (0
-    runs every path's window whole, normalized by its own statistics, at every step)."""
+    runs every path's window whole, normalized by its own statistics, at every step).
+    mirror: half the paths forecast the context upside down (-x) and are turned back, each with
+    the same noise as its partner: the model's leanings one way or the other average out, and a
+    context upside down gets the same forecast upside down."""
     cfg = model.config
     P = cfg.patch_size
     if not isinstance(horizon, (int, np.integer)) or isinstance(horizon, bool) or horizon < 1:
@@ -272,23 +293,23 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
     unit, loc, scale = standardize(values)
 
     device = next(model.parameters()).device
-    # numpy fills the stream in order, so path i gets the same noise whatever n_samples is
+    # numpy fills the stream in order, so path i (mirrored: pair i // 2) gets the same noise
+    # whatever n_samples is
+    n_noise = math.ceil(n_samples / 2) if mirror else n_samples
     rng = np.random.default_rng(int(seed))
-    noise = torch.from_numpy(rng.standard_normal((n_samples, horizon_patches, P),
+    noise = torch.from_numpy(rng.standard_normal((n_noise, horizon_patches, P),
                                                  dtype=np.float32)).to(device)
     x = torch.from_numpy(unit.astype(np.float32)).to(device).unsqueeze(0)
     with eval_mode(model), torch.inference_mode():
         model.check_head_mask(head_mask)
-        # one pass over the context: the first patch's forecast, and the one-step errors the
-        # bands are calibrated on
-        patches, observed, unit_loc, unit_scale = model.patchify(x)
-        lag = model.season_lag(patches, observed) if cfg.seasonal_patch else None
-        mu, sigma, _ = model.predict(patches, observed, False, head_mask, lag)
-        sigma_scale = context_sigma_scale(patches, observed, mu, sigma) if calibrate else 1.0
-        first = (mu[:, -1], None if sigma is None else sigma[:, -1], unit_loc, unit_scale)
-        samples = sample_paths(model, x, noise * sigma_scale, head_mask, first,
-                               shared_patches, lag)[:, :horizon]
-        samples = samples.double().cpu().numpy() * scale + loc
+        patches, observed, _, _ = model.patchify(x)
+        lag = model.season_lag(patches, observed) if cfg.seasonal_patch else None  # sign-blind
+        samples, sigma_scale = view_paths(model, x, noise, head_mask, calibrate, shared_patches, lag)
+        if mirror:        # the same noise for the series upside down, turned back
+            flipped, flipped_scale = view_paths(model, -x, noise, head_mask, calibrate, shared_patches, lag)
+            samples = torch.stack([samples, -flipped], dim=1).flatten(0, 1)[:n_samples]
+            sigma_scale = (sigma_scale + flipped_scale) / 2
+        samples = samples[:, :horizon].double().cpu().numpy() * scale + loc
 
     notes = []
     if truncated:

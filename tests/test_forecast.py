@@ -58,6 +58,31 @@ def test_a_path_does_not_depend_on_how_many_run_beside_it():
     np.testing.assert_allclose(few.samples, many.samples[:5], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("rung", ["nanotst", "transformer"])
+def test_a_mirrored_forecast_of_the_series_upside_down_is_the_forecast_upside_down(rung):
+    model = tiny(rung, seasonal_patch=True, seasonal_level=True) if rung == "nanotst" else tiny(rung)
+    up = forecast(model, series(), 20, n_samples=30, seed=4, mirror=True)
+    down = forecast(model, -series(), 20, n_samples=30, seed=4, mirror=True)
+    for q in up.quantiles:
+        np.testing.assert_allclose(down.quantile(q), -up.quantile(1 - q), rtol=1e-5, atol=1e-5)
+    plain_up = forecast(model, series(), 20, n_samples=30, seed=4)
+    plain_down = forecast(model, -series(), 20, n_samples=30, seed=4)
+    assert not np.allclose(plain_down.median, -plain_up.median, atol=1e-3)   # the model leans
+
+
+def test_mirrored_paths_pair_each_path_with_its_mirror_image():
+    model = tiny()
+    fc = forecast(model, series(), 16, n_samples=7, seed=3, mirror=True)
+    assert fc.samples.shape == (7, 16)
+    up = forecast(model, series(), 16, n_samples=4, seed=3)       # noise rows 0..3, as upright
+    down = forecast(model, -series(), 16, n_samples=4, seed=3)    # the same rows, upside down
+    np.testing.assert_allclose(fc.samples[0::2], up.samples, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fc.samples[1::2], -down.samples[:3], rtol=1e-5, atol=1e-5)
+    many = forecast(model, series(), 16, n_samples=40, seed=3, mirror=True)
+    np.testing.assert_allclose(fc.samples, many.samples[:7], rtol=1e-5, atol=1e-5)
+    assert forecast(model, series(), 16, n_samples=1, seed=3, mirror=True).samples.shape == (1, 16)
+
+
 # ---- the second patch: the paths share the context's tokens
 
 @pytest.mark.parametrize("rung,causal,position,previous,seasonal", [
