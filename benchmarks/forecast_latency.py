@@ -37,12 +37,13 @@ def main():
                     help="time each model also with the seasonal patch, as the shipped model reads it "
                          "(its seasonal settings: level, slack, cycles and their choice, short seasons)")
     ap.add_argument("--mirror", action="store_true",
-                    help="also time forecast(mirror=True): half the paths forecast the context upside down")
+                    help="also time forecast(mirror=True) (half the paths forecast the context upside down) "
+                         "and forecast(mirror=False)")
     ap.add_argument("--bf16", action="store_true",
                     help="also time forecast() under torch.autocast(cpu, bfloat16): not the same maths")
     args = ap.parse_args()
     from nanotst.checkpoints import load_checkpoint
-    from nanotst.model import SEASON_SETTINGS
+    from nanotst.model import FORECAST_SETTINGS
     from nanotst.forecast import forecast
 
     torch.manual_seed(0)
@@ -50,7 +51,7 @@ def main():
     if args.seasonal:
         shipped = load_checkpoint(ROOT / "checkpoints" / "default.pt").model_config
         seasonal = {name: getattr(shipped, name)
-                    for name in ("seasonal_patch", "seasonal_level", *SEASON_SETTINGS)}
+                    for name in ("seasonal_patch", "seasonal_level", *FORECAST_SETTINGS)}
         models.update({f"{position}+seasonal": nanotst_model(position=position, **seasonal).eval()
                        for position in args.positions})
     model = models[args.positions[0]]
@@ -63,8 +64,9 @@ def main():
             kw = {} if patches is None else {"shared_patches": patches}
             fns[label] = lambda m=m, kw=kw: forecast(m, context, 64, n_samples=100, **kw)
             if args.mirror:
-                fns[f"{label} mirror"] = lambda m=m, kw=kw: forecast(m, context, 64, n_samples=100,
-                                                                     mirror=True, **kw)
+                for mirror in (True, False):
+                    fns[f"{label} mirror={mirror}"] = lambda m=m, kw=kw, mirror=mirror: forecast(
+                        m, context, 64, n_samples=100, mirror=mirror, **kw)
     if args.bf16:
         def bf16_fn():
             with torch.autocast("cpu", dtype=torch.bfloat16):

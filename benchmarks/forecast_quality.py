@@ -328,7 +328,7 @@ def warm_up_peers() -> None:
         _peer_model(name, 4).forecast(y=y, h=8, level=[80])
 
 
-def nanotst(model, n_samples: int, shared_patches: int = SHARED_PATCHES, mirror: bool = False):
+def nanotst(model, n_samples: int, shared_patches: int = SHARED_PATCHES, mirror: bool | None = None):
     from nanotst.forecast import forecast
 
     def run(context, h, season):
@@ -425,7 +425,7 @@ def all_series() -> list[Series]:
 
 
 def run(series: list[Series], model, n_samples: int = 200, time_limit: float = 30.0,
-        methods=METHODS, shared_patches: int = SHARED_PATCHES, mirror: bool = False) -> dict:
+        methods=METHODS, shared_patches: int = SHARED_PATCHES, mirror: bool | None = None) -> dict:
     fns = {"naive": naive, "seasonal_naive": seasonal_naive,
            "NanoTST": nanotst(model, n_samples, shared_patches, mirror)}
     chosen = {m: fns.get(m) for m in methods}
@@ -475,7 +475,8 @@ def main(argv=None) -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--shared-patches", type=int, default=SHARED_PATCHES,
                         help="NanoTST's forecast(shared_patches=)")
-    parser.add_argument("--mirror", action="store_true", help="NanoTST's forecast(mirror=True)")
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
+                        help="NanoTST's forecast(mirror=) (default: the checkpoint's setting)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "forecast_quality.json"))
     args = parser.parse_args(argv)
     import torch

@@ -2,6 +2,8 @@
 
     python benchmarks/shape_sweep.py checkpoints/default.pt [other.pt ...]
     python benchmarks/shape_sweep.py --peers checkpoints/default.pt    # AutoTheta and AutoETS too
+    python benchmarks/shape_sweep.py --no-mirror checkpoints/default.pt  # forecast(mirror=False);
+                                                                       # default: the checkpoint's
 
 Five shapes (sine, square, sawtooth, triangle, pulse) at 14 periods from 3 to 256 values (most of
 them neither divisors nor multiples of the 32-value patch), random phase, duty cycle and
@@ -49,12 +51,12 @@ def sweep_series(seed: int = 7, draws: int = 2):
                 yield shape, period, values, horizon
 
 
-def nanotst(path: str, n_samples: int = 100):
+def nanotst(path: str, n_samples: int = 100, mirror: bool | None = None):
     """A forecaster (context, horizon, period) -> (median, lower, upper of the 80% band)."""
     model = load_checkpoint(path).model
 
     def run(context, horizon, period):
-        fc = forecast(model, context, horizon, n_samples=n_samples, seed=0)
+        fc = forecast(model, context, horizon, n_samples=n_samples, seed=0, mirror=mirror)
         return (fc.median, *fc.interval(0.8))
     return run
 
@@ -91,9 +93,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="*", default=["checkpoints/default.pt"])
     parser.add_argument("--peers", action="store_true", help="AutoTheta and AutoETS on the same series")
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
+                        help="NanoTST's forecast(mirror=) (default: the checkpoint's setting)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    methods = [(path, nanotst(path)) for path in args.checkpoints]
+    methods = [(path, nanotst(path, mirror=args.mirror)) for path in args.checkpoints]
     if args.peers:
         methods += [(name, peer(name)) for name in ("AutoTheta", "AutoETS")]
     for path, forecaster in methods:

@@ -456,6 +456,8 @@ def model_card(active: ActiveModel) -> dict:
         card["training"] = {"series": tc.n_series, "epochs": tc.epochs, "batch size": tc.batch_size,
                             "learning rate": tc.lr, "seed": tc.seed,
                             "steps": active.history[-1]["step"] if active.history else None}
+        if tc.flip:
+            card["training"]["upside down"] = f"{tc.flip:.0%} of each batch"
         # a run started from another checkpoint's weights (train --init): the numbers above are
         # this run's only
         if (active.data_spec or {}).get("init_from"):

@@ -24,7 +24,7 @@ from .config import POSITIONS, ConfigError, ModelConfig, TrainConfig
 from .data import MIXES, SignalError
 from .files import atomic_write
 from .forecast import QUANTILES, ForecastError, forecast
-from .model import SEASON_SETTINGS, WEIGHTLESS, with_inputs, with_position, with_settings
+from .model import FORECAST_SETTINGS, WEIGHTLESS, with_inputs, with_position, with_settings
 from .userdata import DataError, future_times
 
 EXPECTED_ERRORS = (ConfigError, SignalError, CheckpointError, DataError, BacktestError, ForecastError,
@@ -102,11 +102,14 @@ def add_train(sub) -> None:
     g.add_argument("--short-seasons", action="store_true", default=None,
                    help="with --seasonal-patch: a season shorter than a patch is its own lag, its last cycle "
                         "repeated across the patch (with --init: the checkpoint's, unless given)")
+    g.add_argument("--mirror", action="store_true", default=None,
+                   help="forecasts also read the series upside down: every other path forecasts -x and is "
+                        "turned back (a setting no weight depends on; with --init the checkpoint's, unless given)")
     g.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
                    help="start from this checkpoint's weights and model config (then leave out the model "
                         "flags; only --dropout, a training setting, --position where the weights fit, "
                         "--previous-patch, --seasonal-patch, --seasonal-level, "
-                        "--season-slack, --season-cycles, --choose-cycles and --short-seasons may change)")
+                        "--season-slack, --season-cycles, --choose-cycles, --short-seasons and --mirror may change)")
     g = p.add_argument_group("training")
     for name in ("n_series", "epochs", "batch_size", "seed"):
         g.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(t, name))
@@ -146,7 +149,7 @@ def _architecture(config: ModelConfig) -> ModelConfig:
     embedding reads the previous or the seasonal patch (with_inputs adds them)."""
     return replace(config, dropout=0.0, position=ModelConfig.position, previous_patch=False,
                    seasonal_patch=False, seasonal_level=False, season_slack=0.0, season_cycles=1,
-                   choose_cycles=False, short_seasons=False)
+                   choose_cycles=False, short_seasons=False, mirror=False)
 
 
 def _progress(trainer, start: float) -> str:
@@ -181,7 +184,8 @@ def cmd_train(args) -> int:
         if _architecture(model_config) not in (_architecture(ModelConfig()), _architecture(init_model.config)):
             raise CLIError("--init takes the model config from the checkpoint; leave out the model flags "
                            "(--position, --dropout, --previous-patch, --seasonal-patch, --seasonal-level, "
-                        "--season-slack, --season-cycles, --choose-cycles and --short-seasons may change)")
+                        "--season-slack, --season-cycles, --choose-cycles, --short-seasons and --mirror may "
+                        "change)")
         try:      # --position may change how positions are encoded where the weights fit
             init_model = with_position(init_model, args.position or init_model.config.position)
         except ValueError as e:
@@ -315,13 +319,15 @@ def add_average(sub) -> None:
                    help="the mean chooses 1 to season_cycles seasons by their recent forecasts (see train)")
     p.add_argument("--short-seasons", action="store_true", default=None,
                    help="the mean reads seasons shorter than a patch (see train)")
+    p.add_argument("--mirror", action="store_true", default=None,
+                   help="the mean's forecasts also read the series upside down (see train)")
     p.set_defaults(func=cmd_average)
 
 
 def cmd_average(args) -> int:
     if len(args.checkpoints) > MAX_AVERAGED:
         raise CLIError(f"at most {MAX_AVERAGED} checkpoints can be averaged, got {len(args.checkpoints)}")
-    settings = {name: getattr(args, name) for name in SEASON_SETTINGS if getattr(args, name) is not None}
+    settings = {name: getattr(args, name) for name in FORECAST_SETTINGS if getattr(args, name) is not None}
     try:                                   # before any checkpoint is read
         ModelConfig(**settings)
     except ConfigError as e:

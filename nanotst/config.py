@@ -85,6 +85,7 @@ class ModelConfig:
     season_cycles: int = 1       # the seasonal patch: the mean of this many seasons back
     choose_cycles: bool = False  # ... or of the 1 .. season_cycles that forecast the recent patches best
     short_seasons: bool = False  # a season shorter than a patch: its last cycle, repeated
+    mirror: bool = False         # forecast(): every other path forecasts the series upside down
 
     def __post_init__(self):
         _require(self.rung in RUNGS, "rung", f"must be one of {', '.join(RUNGS)}, got {self.rung!r}")
@@ -103,7 +104,7 @@ class ModelConfig:
         _require(self.position in POSITIONS, "position",
                  f"must be one of {', '.join(POSITIONS)}, got {self.position!r}")
         for name in ("input_mask", "previous_patch", "seasonal_patch", "seasonal_level", "choose_cycles",
-                     "short_seasons"):
+                     "short_seasons", "mirror"):
             _require(isinstance(getattr(self, name), bool), name,
                      f"must be true or false, got {getattr(self, name)!r}")
         _require(isinstance(self.season_slack, (int, float)) and 0.0 <= self.season_slack < 1.0,

@@ -244,22 +244,10 @@ def sample_paths(model: PatchForecaster, context: torch.Tensor, noise: torch.Ten
     return own[1:]
 
 
-def view_paths(model: PatchForecaster, x: torch.Tensor, noise: torch.Tensor, head_mask, calibrate: bool,
-               shared_patches: int, lag) -> tuple[torch.Tensor, float]:
-    """Sample paths after x (1, C) (normalized values), one per noise row, and the factor their
-    sigma was widened by. One pass over the context gives the first patch's forecast and the
-    one-step errors the bands are calibrated on (context_sigma_scale)."""
-    patches, observed, loc, scale = model.patchify(x)
-    mu, sigma, _ = model.predict(patches, observed, False, head_mask, lag)
-    sigma_scale = context_sigma_scale(patches, observed, mu, sigma) if calibrate else 1.0
-    first = (mu[:, -1], None if sigma is None else sigma[:, -1], loc, scale)
-    return sample_paths(model, x, noise * sigma_scale, head_mask, first, shared_patches, lag), sigma_scale
-
-
 def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100,
              quantiles=QUANTILES, seed: int = 0, head_mask: torch.Tensor | None = None,
              calibrate: bool = True, shared_patches: int = SHARED_PATCHES,
-             mirror: bool = False) -> Forecast:
+             mirror: bool | None = None) -> Forecast:
     """Sample n_samples paths of `horizon` values after `context` (1-D values, any length up to
     the context length used; older values are dropped, a short context is padded). The model
     samples whole patches; the forecast keeps the first `horizon` values. head_mask (layers,
@@ -268,8 +256,9 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
     runs every path's window whole, normalized by its own statistics, at every step).
     mirror: half the paths forecast the context upside down (-x) and are turned back, each with
     the same noise as its partner: the model's leanings one way or the other average out, and a
-    context upside down gets the same forecast upside down."""
+    context upside down gets the same forecast upside down (default: the model's config.mirror)."""
     cfg = model.config
+    mirror = cfg.mirror if mirror is None else bool(mirror)
     P = cfg.patch_size
     if not isinstance(horizon, (int, np.integer)) or isinstance(horizon, bool) or horizon < 1:
         raise ForecastError(f"the horizon must be a positive number of values, got {horizon!r}")
@@ -300,15 +289,29 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
     noise = torch.from_numpy(rng.standard_normal((n_noise, horizon_patches, P),
                                                  dtype=np.float32)).to(device)
     x = torch.from_numpy(unit.astype(np.float32)).to(device).unsqueeze(0)
+    views = torch.cat([x, -x]) if mirror else x          # the series (and upside down)
     with eval_mode(model), torch.inference_mode():
         model.check_head_mask(head_mask)
-        patches, observed, _, _ = model.patchify(x)
-        lag = model.season_lag(patches, observed) if cfg.seasonal_patch else None  # sign-blind
-        samples, sigma_scale = view_paths(model, x, noise, head_mask, calibrate, shared_patches, lag)
-        if mirror:        # the same noise for the series upside down, turned back
-            flipped, flipped_scale = view_paths(model, -x, noise, head_mask, calibrate, shared_patches, lag)
-            samples = torch.stack([samples, -flipped], dim=1).flatten(0, 1)[:n_samples]
-            sigma_scale = (sigma_scale + flipped_scale) / 2
+        # one pass over the context, every view at once: the first patch's forecast, and the
+        # one-step errors the bands are calibrated on
+        patches, observed, unit_locs, unit_scales = model.patchify(views)
+        lag = model.season_lag(patches[:1], observed[:1]) if cfg.seasonal_patch else None  # sign-blind
+        mu, sigma, _ = model.predict(patches, observed, False, head_mask, lag)
+        paths, sigma_scales = [], []
+        for view in range(len(views)):
+            one = slice(view, view + 1)
+            view_sigma = None if sigma is None else sigma[one]
+            sigma_scale = context_sigma_scale(patches[one], observed[one], mu[one], view_sigma) \
+                if calibrate else 1.0
+            first = (mu[one, -1], None if view_sigma is None else view_sigma[:, -1],
+                     unit_locs[one], unit_scales[one])
+            paths.append(sample_paths(model, views[one], noise * sigma_scale, head_mask, first,
+                                      shared_patches, lag))
+            sigma_scales.append(sigma_scale)
+        # mirrored: pairs of paths, the series' and its mirror image's turned back, with the same noise
+        samples = torch.stack([paths[0], -paths[1]], dim=1).flatten(0, 1)[:n_samples] if mirror \
+            else paths[0]
+        sigma_scale = sum(sigma_scales) / len(sigma_scales)
         samples = samples[:, :horizon].double().cpu().numpy() * scale + loc
 
     notes = []
@@ -320,6 +323,9 @@ def forecast(model: PatchForecaster, context, horizon: int, n_samples: int = 100
                      f"(masked: the model knows they are not data)")
     if lag is not None:
         notes.append(season_note(int(lag), cfg))
+    if mirror:
+        notes.append("every other path forecast the series upside down and was turned back (the "
+                     "model's mirror setting): its leanings one way or the other average out")
     if sigma_scale > 1.05:
         notes.append(f"bands widened {sigma_scale:.2f}x: the model's own one-step errors on the "
                      f"latest patches of this context were larger than its sigma")

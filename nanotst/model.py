@@ -826,15 +826,16 @@ def build_model(config: ModelConfig) -> PatchForecaster:
 
 
 # the config fields no weight depends on
-WEIGHTLESS = ("dropout", "season_slack", "season_cycles", "choose_cycles", "short_seasons")
-SEASON_SETTINGS = WEIGHTLESS[1:]    # of those, how a model finds and reads its seasonal patch
+WEIGHTLESS = ("dropout", "season_slack", "season_cycles", "choose_cycles", "short_seasons", "mirror")
+FORECAST_SETTINGS = WEIGHTLESS[1:]  # of those, how a model forecasts: how it finds and reads its
+                                    # seasonal patch, and whether it also forecasts upside down
 
 
 def with_settings(model: PatchForecaster, **changes) -> PatchForecaster:
     """The same weights in a model whose config has these WEIGHTLESS fields changed: dropout (a
-    training setting) or how the seasonal patch is found and read (season_slack, season_cycles,
-    choose_cycles, short_seasons), so a run that continues from a checkpoint may change them (the
-    rest of the config may not)."""
+    training setting), how the seasonal patch is found and read (season_slack, season_cycles,
+    choose_cycles, short_seasons) or whether forecasts mirror (mirror), so a run that continues
+    from a checkpoint may change them (the rest of the config may not)."""
     if set(changes) - set(WEIGHTLESS):
         raise ValueError(f"only {', '.join(WEIGHTLESS)} can change without new weights, not "
                          f"{', '.join(sorted(set(changes) - set(WEIGHTLESS)))}")

@@ -610,7 +610,7 @@ def test_forecast_own_series_with_an_mse_rung(tmp_path, monkeypatch):
 def test_overview_says_when_a_model_continued_from_another(ckpt_dir):
     torch.manual_seed(0)
     model = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, dropout=0.0)).eval()
-    save_checkpoint(ckpt_dir / "more.pt", model, TrainConfig(n_series=8, epochs=1),
+    save_checkpoint(ckpt_dir / "more.pt", model, TrainConfig(n_series=8, epochs=1, flip=0.5),
                     history=[{"step": 5}], name="more",
                     data_spec={"init_from": "checkpoints/stage1.pt", "mix": {"flat": 1, "sine_low": 3}})
     at = open_page("pages/overview.py")
@@ -619,6 +619,7 @@ def test_overview_says_when_a_model_continued_from_another(ckpt_dir):
     assert not at.exception, [e.value for e in at.exception]
     training = next(t.value for t in at.table if "continued from" in t.value.index)
     assert training.loc["continued from", "value"] == "checkpoints/stage1.pt"
+    assert training.loc["upside down", "value"] == "50% of each batch"
     assert any("earlier one" in c.value for c in at.caption)
     mix = next(s for s in specs(at) if s["layout"]["title"]["text"].startswith("Share of the training"))
     assert dict(zip(mix["data"][0]["y"], _array(mix["data"][0]["x"]))) == {"flat": 0.25, "sine_low": 0.75}

@@ -254,11 +254,11 @@ def test_train_init_may_change_the_weightless_season_settings_and_keeps_them_oth
             "--no-report")
     slack = tmp_path / "slack.pt"
     r = nanotst("train", "--init", tiny_checkpoint, "--seasonal-level", "--season-slack", "0.15",
-                "--season-cycles", "3", "--choose-cycles", "--short-seasons", *args, "--out", slack)
+                "--season-cycles", "3", "--choose-cycles", "--short-seasons", "--mirror", *args, "--out", slack)
     assert r.returncode == 0, r.stderr
     config = load_checkpoint(slack).model_config
     assert config.season_slack == 0.15 and config.season_cycles == 3 and config.choose_cycles
-    assert config.short_seasons
+    assert config.short_seasons and config.mirror
     assert config.seasonal_level and config.seasonal_patch
     kept = tmp_path / "kept.pt"
     assert nanotst("train", "--init", slack, *args, "--out", kept).returncode == 0

@@ -18,6 +18,7 @@ def test_defaults_are_the_original_ones():
     ({"dropout": 1.5}, "dropout"),
     ({"rung": "gpt5"}, "rung"),
     ({"patch_size": 512}, "patch_size"),
+    ({"mirror": "yes"}, "mirror"),
 ])
 def test_invalid_model_values_name_the_field(changes, field):
     with pytest.raises(ConfigError, match=f"^{field}:"):

@@ -7,7 +7,7 @@ import torch
 
 from nanotst.config import ModelConfig
 from nanotst.forecast import Forecast, ForecastError, forecast, prepare_context, sample_paths
-from nanotst.model import build_model
+from nanotst.model import build_model, with_settings
 
 TINY = dict(context_length=64, patch_size=8, d_model=16, n_heads=2, n_layers=2, dropout=0.0)
 
@@ -68,6 +68,17 @@ def test_a_mirrored_forecast_of_the_series_upside_down_is_the_forecast_upside_do
     plain_up = forecast(model, series(), 20, n_samples=30, seed=4)
     plain_down = forecast(model, -series(), 20, n_samples=30, seed=4)
     assert not np.allclose(plain_down.median, -plain_up.median, atol=1e-3)   # the model leans
+
+
+def test_the_model_s_config_says_whether_it_mirrors_unless_the_call_does():
+    model = tiny()
+    mirrored = with_settings(model, mirror=True)
+    np.testing.assert_array_equal(forecast(mirrored, series(), 16, n_samples=6).samples,
+                                  forecast(model, series(), 16, n_samples=6, mirror=True).samples)
+    np.testing.assert_array_equal(forecast(mirrored, series(), 16, n_samples=6, mirror=False).samples,
+                                  forecast(model, series(), 16, n_samples=6).samples)
+    assert any("upside down" in note for note in forecast(mirrored, series(), 16, n_samples=6).notes)
+    assert not any("upside down" in note for note in forecast(model, series(), 16, n_samples=6).notes)
 
 
 def test_mirrored_paths_pair_each_path_with_its_mirror_image():
