@@ -283,6 +283,7 @@ EXPERIMENTS = {
     "level": "Season's level: the seasonal patch as it was a season ago, or moved to where the series is now",
     "cycles": "Seasons averaged: the last season, the mean of the last 4, or of the 1 to 4 that forecast best lately",
     "short": "Short seasons: a season shorter than a patch read as a longer multiple of it, or as itself, repeated",
+    "flip": "Upside down: train on series as drawn or half of them upside down; forecast upright or mirrored",
 }
 
 
@@ -335,6 +336,11 @@ def experiment_variants(kind: str, steps: int = 300, settings: TrainSettings | N
         season = _base(s, seasonal_patch=True, seasonal_level=True)
         return [Variant("a multiple of 32 values or longer", season, tc),
                 Variant("the season itself, repeated", replace(season, short_seasons=True), tc)]
+    if kind == "flip":
+        flipped = replace(tc, flip=0.5)
+        return [Variant("as drawn", _base(s), tc),
+                Variant("half upside down", _base(s), flipped),
+                Variant("half upside down, forecast mirrored", _base(s, mirror=True), flipped)]
     if kind == "loss":
         return [Variant("plain NLL", _base(s), tc), Variant("beta-NLL 0.5", _base(s), replace(tc, nll_beta=0.5))]
     raise KeyError(f"unknown experiment {kind!r}; known: {', '.join(EXPERIMENTS)}")

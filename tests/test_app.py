@@ -408,6 +408,14 @@ def test_the_cycles_experiment_runs_its_three_ways_of_averaging_seasons(ckpt_dir
     assert len({run.results[name]["params"] for name in run.results}) == 1     # no new weight
 
 
+def test_the_flip_experiment_trains_upside_down_and_forecasts_mirrored(ckpt_dir):
+    at, run = run_experiment("flip")
+    assert any("upside down" in c.value for c in at.caption)
+    assert run.done and list(run.results) == ["as drawn", "half upside down",
+                                              "half upside down, forecast mirrored"]
+    assert [run.models[name].config.mirror for name in run.results] == [False, False, True]
+
+
 def app_with_default(config: ModelConfig, name: str, tmp_path, monkeypatch) -> AppTest:
     """The app, run once, with a fresh model of this config as the shipped default."""
     torch.manual_seed(0)

@@ -95,6 +95,10 @@ def test_the_position_padding_previous_seasonal_level_and_loss_experiments_diffe
     assert replace(last.model_config, season_cycles=4) == four.model_config
     assert replace(four.model_config, choose_cycles=True) == chosen.model_config
     assert last.model_config.seasonal_level and last.train_config == chosen.train_config
+    drawn, flipped, mirrored = experiment_variants("flip", steps=20)
+    assert replace(drawn.train_config, flip=0.5) == flipped.train_config == mirrored.train_config
+    assert drawn.model_config == flipped.model_config == replace(mirrored.model_config, mirror=False)
+    assert mirrored.model_config.mirror
     plain, beta = experiment_variants("loss", steps=20)
     assert plain.model_config == beta.model_config
     assert (plain.train_config.nll_beta, beta.train_config.nll_beta) == (0.0, 0.5)
