@@ -68,7 +68,8 @@ class Forecast:
     padded: int                         # padding the model put before them to make whole patches
     truncated: int                      # older values dropped beyond context_length
     patch_size: int
-    probabilistic: bool                 # False: an MSE rung, every path is the mean
+    probabilistic: bool                 # False: an MSE rung, every path is the mean (mirrored:
+                                        # half of them the mean of the series upside down, turned back)
     sigma_scale: float = 1.0            # how much the context widened every step's sigma
     season_lag: int | None = None       # with config.seasonal_patch: the lag the model read
     notes: list[str] = field(default_factory=list)
