@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole recipe of checkpoints/default.pt, from scratch (see checkpoints/README.md, stages 10, 11, 16 and 17).
-# One thread per run makes it deterministic on CPU; about 4.1 hours on one core (the four
-# siblings of stage 11 can run two at a time).
+# The whole recipe of checkpoints/default.pt, from scratch (see checkpoints/README.md, stages 10, 11, 16, 17
+# and 18). One thread per run makes it deterministic on CPU; about 4.6 hours on one core (the four
+# siblings of stage 11, and stage 18's two rounds, can run two at a time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 train() { python -m nanotst train --threads 1 --dropout 0 --lr-schedule cosine --nll-beta 0.5 "$@"; }
@@ -45,8 +45,16 @@ python -m nanotst average checkpoints/stageS17.pt checkpoints/stageS18.pt checkp
 train --init checkpoints/stage11.pt --seasonal-level --season-cycles 4 --choose-cycles --n-series 166760 \
     --epochs 4 --lr 3e-4 --seed 68 --mix "all=1,structural=0.12" --eval-every 2500 --snapshot-every 6250 \
     --out checkpoints/stageN68.pt
-# stage 17 (what ships): one more such round from it (the config is the checkpoint's), then its
-# weights forecasting with the slack of 0.15
+# stage 17: one more such round from it (the config is the checkpoint's)
 train --init checkpoints/stageN68.pt --n-series 166760 --epochs 4 --lr 3e-4 --seed 69 \
     --mix "all=1,structural=0.12" --eval-every 2500 --snapshot-every 6250 --out checkpoints/stageC69.pt
-python -m nanotst average checkpoints/stageC69.pt --season-slack 0.15 --out checkpoints/default.pt --name default
+# (stage 17 shipped it as `average checkpoints/stageC69.pt --season-slack 0.15`; stage 18 replaces it)
+# stage 18 (what ships): two rounds with half of each batch upside down (--flip 0.5), one from N68
+# (stage 17's round again, seed 69) and one from C69 (seed 70), then the mean of their weights,
+# forecasting with the slack of 0.15 and mirrored (every other path forecasts the series upside down)
+train --init checkpoints/stageN68.pt --n-series 166760 --epochs 4 --lr 3e-4 --seed 69 --flip 0.5 \
+    --mix "all=1,structural=0.12" --eval-every 2500 --snapshot-every 6250 --out checkpoints/stageF69.pt
+train --init checkpoints/stageC69.pt --n-series 166760 --epochs 4 --lr 3e-4 --seed 70 --flip 0.5 \
+    --mix "all=1,structural=0.12" --eval-every 2500 --snapshot-every 6250 --out checkpoints/stageF70.pt
+python -m nanotst average checkpoints/stageF69.pt checkpoints/stageF70.pt --season-slack 0.15 --mirror \
+    --out checkpoints/default.pt --name default
