@@ -7,7 +7,7 @@
     python benchmarks/forecast_latency.py --shared 0 1  # forecast(shared_patches=0): every window
                                                         # whole; 1 (the default): the second patch shares the context
     python benchmarks/forecast_latency.py --seasonal    # each model also with the seasonal patch
-    python benchmarks/forecast_latency.py --mirror      # each also with forecast(mirror=True)
+    python benchmarks/forecast_latency.py --mirror      # each also with forecast(mirror=True / False)
 
 The weights do not change the cost, so a freshly built (untrained) NanoTST in eval mode is timed.
 The peer is PatchTSTForPrediction(prediction_length=64).generate(): a direct multi-step model

@@ -5,6 +5,7 @@ REAL_3: 125 series, reported apart) and on a synthetic suite.
     pip install -r requirements-bench.txt
     python benchmarks/forecast_quality.py                        # every series, the shipped model
     python benchmarks/forecast_quality.py --checkpoint other.pt --only AirPassengers,square_p64
+    python benchmarks/forecast_quality.py --methods NanoTST --no-mirror   # NanoTST only, upright
 
 The rules (so that the numbers mean one thing):
 - hold out the last H values, H = two seasons, at least 8 and at most 64 values;
