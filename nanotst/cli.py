@@ -353,6 +353,9 @@ def _add_series_input(p) -> None:
     p.add_argument("--samples", type=int, default=200, help="sample paths (default 200)")
     p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
+                   help="every other sample path forecasts the series upside down and is turned back "
+                        "(default: the checkpoint's setting; the shipped model mirrors)")
 
 
 def _parse_quantiles(text: str) -> tuple[float, ...]:
@@ -374,6 +377,8 @@ def _load_series(args):
     if args.samples <= 0:
         raise CLIError(f"--samples must be positive, got {args.samples}")
     model = load_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT).model
+    if args.mirror is not None:
+        model = with_settings(model, mirror=args.mirror)
     series = load_series_csv(args.input, column=args.column, fill=args.fill,
                              max_bytes=MAX_INPUT_BYTES, patch_size=model.config.patch_size)
     for note in series.notes:

@@ -43,6 +43,25 @@ def test_forecast_writes_one_row_per_future_step(seasonal_csv, tmp_path, capsys)
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_the_shipped_model_forecasts_mirrored_unless_told_not_to(seasonal_csv, tmp_path, capsys):
+    from nanotst.checkpoints import DEFAULT_CHECKPOINT, load_checkpoint
+    from nanotst.forecast import forecast
+    model = load_checkpoint(DEFAULT_CHECKPOINT).model
+    values = pd.read_csv(seasonal_csv)["sales"].to_numpy()
+    for flag, mirror in (("--mirror", True), ("--no-mirror", False)):
+        out = tmp_path / f"{mirror}.csv"
+        code, _, err = run(capsys, "forecast", "--input", seasonal_csv, "--horizon", 16, "--samples", 20,
+                           flag, "--output", out)
+        assert code == 0, err
+        assert ("upside down" in err) == mirror
+        expected = forecast(model, values, 16, n_samples=20, mirror=mirror).median
+        np.testing.assert_allclose(pd.read_csv(out)["q50"], expected, rtol=1e-6)
+    code, _, err = run(capsys, "forecast", "--input", seasonal_csv, "--horizon", 16, "--samples", 20,
+                       "--output", tmp_path / "default.csv")
+    assert code == 0 and "upside down" in err
+    assert pd.read_csv(tmp_path / "default.csv")["q50"].equals(pd.read_csv(tmp_path / "True.csv")["q50"])
+
+
 def test_forecast_custom_quantiles(seasonal_csv, tmp_path, capsys):
     out = tmp_path / "fc.csv"
     code, _, err = run(capsys, "forecast", "--input", seasonal_csv, "--horizon", 3, "--samples", 20,
