@@ -26,6 +26,7 @@ from nanotst.data import (GRAMMAR, SIGNAL_SOURCES, SPEC_KINDS, Signal, SignalErr
 from nanotst.evaluate import next_patch_analysis
 from nanotst.forecast import forecast
 from nanotst.interpret import attention_analysis, pipeline_stages, season_copy
+from nanotst.model import with_settings
 from nanotst.sessions import Run, RunStore, RunStoreFull
 from nanotst.userdata import (EXAMPLES, DataError, example_path, load_series_csv, parse_pasted_values,
                               table_columns, usable_times)
@@ -426,6 +427,19 @@ def _designer(key: str, length: int) -> Signal | None:
     except SignalError as err:
         st.error(str(err))
         return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _with_mirror(model_key: str, _model, mirror: bool):
+    return with_settings(_model, mirror=mirror)
+
+
+def mirrored(model_key: str, model, mirror: bool):
+    """(key, model): the same weights forecasting mirrored or upright (the model itself where it
+    already does), with a key of their own for the caches."""
+    if model.config.mirror == mirror:
+        return model_key, model
+    return f"{model_key}:mirror={mirror}", _with_mirror(model_key, model, mirror)
 
 
 @st.cache_data(show_spinner="Backtesting and sampling forecast paths…", max_entries=64)

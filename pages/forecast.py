@@ -25,6 +25,11 @@ st.markdown("The model forecasts whole patches autoregressively: it samples a ne
             "Gaussian, appends it and goes on. Many sampled paths give the fan chart. Hold out the "
             "end of a series to see how the forecast compares with the truth and with simple "
             "baselines, and whether its bands are calibrated.")
+mirror = st.toggle("Mirror the forecast", value=cfg.mirror, key=f"fc_mirror:{active.key}",
+                   help="Every other sample path forecasts the series upside down (-x) and is turned "
+                        "back, with its partner's noise, so the model's leanings one way or the other "
+                        "average out. The shipped model forecasts mirrored.")
+model_key, model = ui.mirrored(active.key, active.model, mirror)
 SOURCES = [SYNTHETIC, *EXAMPLES, OWN]
 source = st.radio("Series", SOURCES, horizontal=True, **ui.shared("fc_series", SYNTHETIC, SOURCES),
                   help="The examples are real public-domain series shipped in examples/.")
@@ -92,7 +97,7 @@ def synthetic() -> None:
     values = signal.values[:cfg.context_length + horizon * P]
     # the signal's own season when it has one the history holds; detected otherwise
     period = signal.period if signal.period is not None and signal.period < cfg.context_length else None
-    bt, error = ui.backtest(active.key, active.model, values, horizon * P, period, n_samples)
+    bt, error = ui.backtest(model_key, model, values, horizon * P, period, n_samples)
     if error is not None:
         ui.data_error(error)
         return
@@ -178,9 +183,9 @@ def own_series() -> None:
 
 def _results(series, holdout, horizon, period, n_samples, tuned) -> None:
     n = len(series)
-    bt, error = ui.backtest(active.key, active.model, series.values, holdout,
-                            None if period is None else int(period), n_samples,
-                            None if tuned is None else tuned[1], None if tuned is None else tuned[2].model)
+    tuned_key, tuned_model = (None, None) if tuned is None else ui.mirrored(tuned[1], tuned[2].model, mirror)
+    bt, error = ui.backtest(model_key, model, series.values, holdout,
+                            None if period is None else int(period), n_samples, tuned_key, tuned_model)
     if error is not None:
         ui.data_error(error)
         return
@@ -188,8 +193,8 @@ def _results(series, holdout, horizon, period, n_samples, tuned) -> None:
         st.caption(note)
     use_tuned = tuned is not None and st.toggle("Forecast ahead with the fine-tuned copy", True,
                                                 key="fc_use_tuned")
-    fc = ui.future_forecast(tuned[1], tuned[2].model, series.values, horizon, n_samples) \
-        if use_tuned else ui.future_forecast(active.key, active.model, series.values, horizon, n_samples)
+    fc = ui.future_forecast(tuned_key, tuned_model, series.values, horizon, n_samples) \
+        if use_tuned else ui.future_forecast(model_key, model, series.values, horizon, n_samples)
     times = series.times if usable_times(series.times) else None
     future_x = future_times(times, horizon)
     x_label = series.time_name if times is not None else "time step"

@@ -615,6 +615,22 @@ def test_forecast_own_series_with_an_mse_rung(tmp_path, monkeypatch):
     assert not at.exception and "NanoTST after fine-tune" in at.table[-1].value.index
 
 
+def test_the_forecast_page_mirrors_when_asked_and_says_so(ckpt_dir):
+    def nanotst_mae(at):
+        table = next(t.value for t in at.table if "NanoTST" in t.value.index)
+        return float(table.loc["NanoTST", "mae"])
+
+    at = open_page("pages/forecast.py")
+    toggle = next(t for t in at.toggle if t.label == "Mirror the forecast")
+    assert toggle.value is False                        # the tiny default forecasts upright
+    assert not any("upside down" in c.value for c in at.caption)
+    upright = nanotst_mae(at)
+    toggle.set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("upside down" in c.value for c in at.caption)
+    assert nanotst_mae(at) != upright
+
+
 def test_overview_says_when_a_model_continued_from_another(ckpt_dir):
     torch.manual_seed(0)
     model = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, dropout=0.0)).eval()
