@@ -829,6 +829,7 @@ def build_model(config: ModelConfig) -> PatchForecaster:
 WEIGHTLESS = ("dropout", "season_slack", "season_cycles", "choose_cycles", "short_seasons", "mirror")
 FORECAST_SETTINGS = WEIGHTLESS[1:]  # of those, how a model forecasts: how it finds and reads its
                                     # seasonal patch, and whether it also forecasts upside down
+FORECAST_ONLY = ("mirror",)         # of those, what training never reads
 
 
 def with_settings(model: PatchForecaster, **changes) -> PatchForecaster:

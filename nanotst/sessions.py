@@ -34,7 +34,7 @@ from .checkpoints import (CheckpointError, checkpoint_dir, default_checkpoint_pa
                           save_checkpoint)
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import DEFAULT_MIX, MIXES, SignalError
-from .model import PatchForecaster
+from .model import FORECAST_ONLY, PatchForecaster, with_settings
 from .train import Trainer
 
 MAX_RUNS = 8
@@ -346,6 +346,13 @@ def experiment_variants(kind: str, steps: int = 300, settings: TrainSettings | N
     raise KeyError(f"unknown experiment {kind!r}; known: {', '.join(EXPERIMENTS)}")
 
 
+def _trains_like(a: Variant, b: Variant) -> bool:
+    """Whether variants a and b train the same weights (they differ at most in FORECAST_ONLY)."""
+    upright = {f: getattr(ModelConfig, f) for f in FORECAST_ONLY}
+    return (replace(a.model_config, **upright) == replace(b.model_config, **upright)
+            and a.train_config == b.train_config)
+
+
 class ExperimentRun:
     """Trains every variant of an experiment under several seeds, one after the other, a chunk
     per `advance()` call. A seed changes the model's initial weights and the training series.
@@ -360,8 +367,11 @@ class ExperimentRun:
         self.steps = steps
         self.seeds = seeds
         self.variants = experiment_variants(kind, steps, settings)
+        # a variant that differs from an earlier one only in how it forecasts trains alike: it
+        # takes that one's runs and weights instead of training them again
+        self.trained_as = {v.name: next(u for u in self.variants if _trains_like(u, v)) for v in self.variants}
         # seed by seed, so that one seed of every variant is there early
-        self.jobs = [(v, k) for k in range(seeds) for v in self.variants]
+        self.jobs = [(v, k) for k in range(seeds) for v in self.variants if self.trained_as[v.name] is v]
         self.eval_every = max(1, steps // 10)
         self.index = 0
         self.trainer = None
@@ -418,13 +428,17 @@ class ExperimentRun:
         if not t.history or t.history[-1]["step"] != t.step:
             t.record()
         last = t.history[-1]
-        self.runs.setdefault(v.name, []).append({
+        record = {
             "history": t.history, "grammar": {c: g["mse"] for c, g in last["grammar"].items()},
             "val_loss": last["val_loss"], "val_mse": last.get("val_mse"), "steps": t.step,
-            "seconds": t.elapsed})
-        if seed == 0:
-            self.models[v.name] = t.model.eval()
-        self.results[v.name] = self._summary(v, self.runs[v.name], t.model.num_params())
+            "seconds": t.elapsed}
+        for twin in (u for u in self.variants if self.trained_as[u.name] is v):
+            self.runs.setdefault(twin.name, []).append(record)
+            if seed == 0:
+                settings = {f: getattr(twin.model_config, f) for f in FORECAST_ONLY}
+                self.models[twin.name] = with_settings(t.model, **settings).eval()
+            self.results[twin.name] = self._summary(twin, self.runs[twin.name], t.model.num_params())
+        self.results = {u.name: self.results[u.name] for u in self.variants if u.name in self.results}
         self.trainer = None
         self.index += 1
 

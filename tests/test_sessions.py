@@ -105,6 +105,21 @@ def test_the_position_padding_previous_seasonal_level_and_loss_experiments_diffe
     assert replace(plain.train_config, nll_beta=0.5) == beta.train_config
 
 
+def test_a_variant_that_only_forecasts_differently_reuses_the_training_of_its_twin():
+    import torch
+    from nanotst.sessions import ExperimentRun
+    run = ExperimentRun("flip", steps=10, seeds=2)
+    assert [v.name for v, _ in run.jobs] == ["as drawn", "half upside down"] * 2   # the mirror trains nothing
+    run.run_all()
+    flipped, mirrored = run.results["half upside down"], run.results["half upside down, forecast mirrored"]
+    assert mirrored["val_mse"] == flipped["val_mse"] and mirrored["seeds"] == 2
+    assert list(run.results) == ["as drawn", "half upside down", "half upside down, forecast mirrored"]
+    a, b = run.models["half upside down"], run.models["half upside down, forecast mirrored"]
+    assert b.config.mirror and not a.config.mirror
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key])
+
+
 # ---------------------------------------------------------------- the per-session objects
 
 from nanotst.checkpoints import CheckpointError, CheckpointExists, load_checkpoint  # noqa: E402
