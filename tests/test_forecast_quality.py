@@ -71,6 +71,38 @@ def test_the_shape_sweep_scores_every_shape_and_period(tmp_path):
     assert all(np.isfinite(r["rel_mae"]) and 0 <= r["coverage"] <= 1 for r in rows)
 
 
+def test_the_random_walk_suite_scores_against_the_naive_forecast(tmp_path):
+    from benchmarks import random_walks as walks
+    from nanotst.checkpoints import save_checkpoint
+
+    series = list(walks.walk_series())
+    assert [kind for kind, _ in series] == [k for k in walks.KINDS for _ in range(40)]
+    assert all(len(values) == walks.CONTEXT + walks.HORIZON for _, values in series)
+    drifts = [np.mean(np.diff(v)) for k, v in series if k == "drift"]
+    assert np.median(np.abs(drifts)) > 0.05                  # the drift is there, either sign
+    assert min(drifts) < 0 < max(drifts)
+
+    def naive(context, horizon, period):
+        point = np.full(horizon, context[-1])
+        return point, point - 1, point + 1
+    rows = walks.score(naive)
+    assert all(r["rel_mae"] == pytest.approx(1.0) for r in rows)     # the naive forecast is the unit
+    assert "worse than 1.1x: 0%" in walks.summary(rows)
+
+    def far_off(context, horizon, period):
+        point = np.full(horizon, context[-1] + 100.0)
+        return point, point - 1, point + 1
+    assert "worse than 1.1x: 100%" in walks.summary(walks.score(far_off))
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, dropout=0.0)).eval(),
+                    name="tiny")
+    rows = walks.score(walks.nanotst(str(path), n_samples=10))
+    assert len(rows) == len(series)
+    assert all(np.isfinite(r["rel_mae"]) and 0 <= r["coverage"] <= 1 for r in rows)
+
+
 def test_every_real_set_loads_whole_with_a_context_before_the_holdout():
     names = [name for table in fq.REAL_SETS.values() for name in table]
     assert len(names) == len(set(names)) and len(fq.REAL_2) >= 20 and len(fq.REAL_3) >= 60
