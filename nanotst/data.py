@@ -21,8 +21,11 @@ FAMILIES = (
     # repetition at every scale (issue 12): shapes with periods of 2-256 values, and what real
     # seasonal data adds on top of them
     "periodic", "multi_seasonal", "modulated_seasonal", "multiplicative_seasonal", "arma",
-    "shifts_outliers", "kernel_synth", "mixup", "structural",
+    "shifts_outliers", "kernel_synth", "mixup", "structural", "drift_walk",
 )
+# families added after the "all" mix was fixed: it leaves them out, and so does mixup's pool, so
+# the recipes that name "all" draw the same series as before
+ADDED_LATER = ("structural", "drift_walk")
 
 REPETITION_FAMILIES = ("periodic", "multi_seasonal", "modulated_seasonal",
                        "multiplicative_seasonal", "arma", "shifts_outliers", "kernel_synth", "mixup")
@@ -454,6 +457,19 @@ def _structural(length, rng, offset):
                                     trend=float(level[-1] - level[0]), offset=offset, noise_std=noise)
 
 
+def _drift_walk(length, rng, offset):
+    """A random walk with a drift (a share price, a count of jobs): each step is the drift plus
+    noise, the drift 0.02 to 0.4 of the step's noise either way, and a third of the time the walk is
+    seen through observation noise. The naive forecast plus the drift is the best one there is."""
+    step = _log_uniform(rng, 0.05, 0.5)
+    drift = rng.choice([-1.0, 1.0]) * rng.uniform(0.02, 0.4) * step
+    values = np.cumsum(drift + step * rng.normal(0, 1, length))
+    noise = step * rng.uniform(0.5, 2.0) if rng.random() < 1 / 3 else 0.0
+    values = values + noise * rng.normal(0, 1, length)
+    return offset + values, Factors("drift_walk", trend=float(drift * length), offset=offset,
+                                    noise_std=step)
+
+
 # KernelSynth (Ansari et al., 2024): a Gaussian process whose kernel is a random composition of
 # kernels from a bank. Distances are in values, so periods read as in the rest of this module.
 KERNEL_PERIODS = (2, 3, 4, 5, 6, 7, 12, 14, 24, 30, 32, 48, 52, 64, 96, 128, 168, 256)
@@ -513,7 +529,7 @@ def _mixup(length, rng, offset):
     """TSMixup (Ansari et al., 2024): a convex mixture of two or three standardized series of the
     other families."""
     # a fixed pool: a family added later leaves the "all" mix's draws (and its recipes) as they were
-    others = [f for f in FAMILIES if f not in ("mixup", "kernel_synth", "structural")]
+    others = [f for f in FAMILIES if f not in ("mixup", "kernel_synth") + ADDED_LATER]
     k = int(rng.integers(2, 4))
     weights = rng.dirichlet(np.full(k, 1.5))
     values = np.zeros(length)
@@ -528,7 +544,7 @@ _REPETITION = {"periodic": _periodic, "multi_seasonal": _multi_seasonal,
                "modulated_seasonal": _modulated_seasonal,
                "multiplicative_seasonal": _multiplicative_seasonal, "arma": _arma,
                "shifts_outliers": _shifts_outliers, "kernel_synth": _kernel_synth, "mixup": _mixup,
-               "structural": _structural}
+               "structural": _structural, "drift_walk": _drift_walk}
 
 
 def resolve_mix(mix: dict | str | None) -> dict[str, float]:

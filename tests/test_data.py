@@ -33,7 +33,7 @@ def test_mixture_weights_shape_the_dataset():
     fams = data.families()
     assert set(fams) == {"flat", "sine_low"}
     assert 0.65 < np.mean(fams == "flat") < 0.85
-    assert set(make_dataset(400, mix="all").families()) == set(FAMILIES) - {"structural"}
+    assert set(make_dataset(400, mix="all").families()) == set(FAMILIES) - {"structural", "drift_walk"}
     assert set(make_dataset(50, mix="original").families()) == {"sine_trend"}
     assert not {"sine_low", "sine_high", "sine_trend", "noisy_sine", "multi_sine"} & set(MIXES["no_periodic"])
 
@@ -197,11 +197,24 @@ def test_a_structural_season_drifts_so_the_last_cycle_predicts_the_next_best():
     assert np.median(np.array(recent) / np.array(old)) < 0.8
 
 
+def test_a_drift_walk_drifts_the_way_its_factors_say():
+    rng = np.random.default_rng(6)
+    rises, trends = [], []
+    for _ in range(200):
+        values, f = generate("drift_walk", 544, rng)
+        assert f.family == "drift_walk" and np.isfinite(values).all() and f.noise_std > 0
+        rises.append(values[-50:].mean() - values[:50].mean()), trends.append(f.trend)
+    rises, trends = np.array(rises), np.array(trends)
+    assert (trends > 0).mean() > 0.3 and (trends < 0).mean() > 0.3          # either way
+    assert np.corrcoef(rises, trends)[0, 1] > 0.5       # the walk goes where the drift points
+    assert np.mean(np.sign(rises) == np.sign(trends)) > 0.8
+
+
 def test_a_family_added_later_leaves_the_default_mix_as_it_was(monkeypatch):
     # the shipped model's recipe names the "all" mix; mixup draws from the other families, so a
-    # family added to FAMILIES (structural, not in "all") must not change what mixup draws
+    # family added to FAMILIES (structural, drift_walk: not in "all") must not change what mixup draws
     from nanotst import data
-    assert "structural" not in resolve_mix("all")
+    assert not set(data.ADDED_LATER) & set(resolve_mix("all"))
     with_it = make_dataset(300, 544, "all", seed=5).values
-    monkeypatch.setattr(data, "FAMILIES", tuple(f for f in data.FAMILIES if f != "structural"))
+    monkeypatch.setattr(data, "FAMILIES", tuple(f for f in data.FAMILIES if f not in data.ADDED_LATER))
     np.testing.assert_array_equal(make_dataset(300, 544, "all", seed=5).values, with_it)
