@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole recipe of checkpoints/default.pt, from scratch (see checkpoints/README.md, stages 10, 11, 16, 17
-# and 18). One thread per run makes it deterministic on CPU; about 4.6 hours on one core (the four
-# siblings of stage 11, and stage 18's two rounds, can run two at a time).
+# The whole recipe of checkpoints/default.pt, from scratch (see checkpoints/README.md, stages 10, 11, 16, 17,
+# 18 and 19). One thread per run makes it deterministic on CPU; about 5.2 hours on one core (the four
+# siblings of stage 11, and the two rounds of stages 18 and 19, can run two at a time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 train() { python -m nanotst train --threads 1 --dropout 0 --lr-schedule cosine --nll-beta 0.5 "$@"; }
@@ -49,12 +49,23 @@ train --init checkpoints/stage11.pt --seasonal-level --season-cycles 4 --choose-
 train --init checkpoints/stageN68.pt --n-series 166760 --epochs 4 --lr 3e-4 --seed 69 \
     --mix "all=1,structural=0.12" --eval-every 2500 --snapshot-every 6250 --out checkpoints/stageC69.pt
 # (stage 17 shipped it as `average checkpoints/stageC69.pt --season-slack 0.15`; stage 18 replaces it)
-# stage 18 (what ships): two rounds with half of each batch upside down (--flip 0.5), one from N68
-# (stage 17's round again, seed 69) and one from C69 (seed 70), then the mean of their weights,
-# forecasting with the slack of 0.15 and mirrored (every other path forecasts the series upside down)
+# stage 18: two rounds with half of each batch upside down (--flip 0.5), one from N68
+# (stage 17's round again, seed 69) and one from C69 (seed 70), then the mean of their weights
+# (stage 18 shipped it forecasting with the slack of 0.15 and mirrored; stage 19 replaces it)
 train --init checkpoints/stageN68.pt --n-series 166760 --epochs 4 --lr 3e-4 --seed 69 --flip 0.5 \
     --mix "all=1,structural=0.12" --eval-every 2500 --snapshot-every 6250 --out checkpoints/stageF69.pt
 train --init checkpoints/stageC69.pt --n-series 166760 --epochs 4 --lr 3e-4 --seed 70 --flip 0.5 \
     --mix "all=1,structural=0.12" --eval-every 2500 --snapshot-every 6250 --out checkpoints/stageF70.pt
-python -m nanotst average checkpoints/stageF69.pt checkpoints/stageF70.pt --season-slack 0.15 --mirror \
+python -m nanotst average checkpoints/stageF69.pt checkpoints/stageF70.pt \
+    --out checkpoints/stage18-upright.pt --name stage18-upright
+# stage 19 (what ships): two rounds from that mean at a third of the learning rate, with random
+# walks that drift (the drift_walk family) at about 5% of each batch, seeds 72 and 73 (side by side),
+# then the mean of their weights, forecasting with the slack of 0.15 and mirrored (every other path
+# forecasts the series upside down and is turned back)
+for seed in 72 73; do
+    train --init checkpoints/stage18-upright.pt --n-series 166760 --epochs 4 --lr 1e-4 --seed $seed \
+        --flip 0.5 --mix "all=1,structural=0.12,drift_walk=0.06" --eval-every 2500 --snapshot-every 6250 \
+        --out checkpoints/stageD$seed.pt
+done
+python -m nanotst average checkpoints/stageD72.pt checkpoints/stageD73.pt --season-slack 0.15 --mirror \
     --out checkpoints/default.pt --name default

@@ -303,7 +303,8 @@ def test_shipped_default_meets_the_grammar_bar():
     assert DEFAULT_CHECKPOINT.exists(), "checkpoints/default.pt is missing"
     assert DEFAULT_CHECKPOINT.stat().st_size < 5 * 2**20
     ck, g, _ = _default_eval()
-    assert ck.model_config.rung == "nanotst" and ck.train_config.mix == {"all": 1.0, "structural": 0.12}
+    assert ck.model_config.rung == "nanotst" and ck.train_config.mix == {"all": 1.0, "structural": 0.12,
+                                                                         "drift_walk": 0.06}
     for case in ("flat", "line", "sine"):
         assert g[case]["mse"] <= 0.01, (case, g[case])
     assert g["noisy"]["sigma"] > g["sine"]["sigma"]
