@@ -98,9 +98,10 @@ EXPLAIN = {
             "then exactly minus the forecast of x). The mirror adds no weight and changes no "
             "training: the last two variants train alike and differ in the forecast below. Measured "
             "on the full model (checkpoints/README.md, stage 18): the mirror took 2-3% off every "
-            "model's error over 125 held-out real series, the flip in training about 1% more; the "
-            "shipped model is the mean of two such rounds, forecast mirrored (0.764 against stage "
-            "17's 0.785), for 15 ms instead of 11 per 100 paths of 64 values.",
+            "model's error over 125 held-out real series, the flip in training about 1% more; stage "
+            "18 was the mean of two such rounds, forecast mirrored (0.764 against stage 17's "
+            "0.785), for 15 ms instead of 11 per 100 paths of 64 values, and the shipped model "
+            "(stage 19) starts from it and still trains and forecasts this way.",
     "short": "A patch is 32 values, so the copy one season back must start before the patch it "
              "predicts: a season of 7 was read 35 values back, five cycles ago. With short seasons the "
              "model looks for seasons from 2 values up (true peaks of the autocorrelation that rise "
