@@ -19,18 +19,16 @@ AutoETS, AutoARIMA and AutoTheta (season 1) on the same series, in the same run
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.shape_sweep import gmean, nanotst  # noqa: E402
+from benchmarks.shape_sweep import gmean, nanotst, parse_args  # noqa: E402
 
 KINDS = ("walk", "drift", "noisy walk")
 CONTEXT, HORIZON = 512, 8
@@ -83,13 +81,7 @@ def summary(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoints", nargs="*", default=["checkpoints/default.pt"])
-    parser.add_argument("--peers", action="store_true", help="AutoETS, AutoARIMA and AutoTheta too")
-    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
-                        help="NanoTST's forecast(mirror=) (default: the checkpoint's setting)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    args = parse_args(argv, __doc__.splitlines()[0], "AutoETS, AutoARIMA and AutoTheta")
     methods = [(path, nanotst(path, n_samples=200, mirror=args.mirror)) for path in args.checkpoints]
     if args.peers:
         methods += [(name, peer(name)) for name in PEERS]

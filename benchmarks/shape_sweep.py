@@ -89,14 +89,20 @@ def gmean(values) -> float:
     return float(np.exp(np.mean(np.log(values))))
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv, description: str, peers: str):
+    """The command line this sweep and random_walks.py share: checkpoints, --peers, --mirror.
+    Also runs torch on one thread, as every score here is timed alike."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("checkpoints", nargs="*", default=["checkpoints/default.pt"])
-    parser.add_argument("--peers", action="store_true", help="AutoTheta and AutoETS on the same series")
+    parser.add_argument("--peers", action="store_true", help=f"{peers} on the same series")
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
                         help="NanoTST's forecast(mirror=) (default: the checkpoint's setting)")
-    args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv, __doc__.splitlines()[0], "AutoTheta and AutoETS")
     methods = [(path, nanotst(path, mirror=args.mirror)) for path in args.checkpoints]
     if args.peers:
         methods += [(name, peer(name)) for name in ("AutoTheta", "AutoETS")]

@@ -8,6 +8,16 @@ from nanotst.config import ModelConfig
 from nanotst.model import build_model
 
 
+def tiny_checkpoint(tmp_path) -> str:
+    """A one-layer model saved as a checkpoint: what the sweeps load, in a second."""
+    from nanotst.checkpoints import save_checkpoint
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, dropout=0.0)).eval(),
+                    name="tiny")
+    return str(path)
+
+
 def test_the_benchmark_runs_on_a_real_and_a_synthetic_series():
     torch.manual_seed(0)
     model = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, dropout=0.0)).eval()
@@ -47,7 +57,6 @@ def test_scores_follow_the_rules():
 def test_the_shape_sweep_scores_every_shape_and_period(tmp_path):
     from benchmarks import shape_sweep as sweep
     from nanotst.baselines import seasonal_naive_forecast
-    from nanotst.checkpoints import save_checkpoint
     from nanotst.data import WAVE_SHAPES
 
     series = list(sweep.sweep_series())
@@ -62,18 +71,13 @@ def test_the_shape_sweep_scores_every_shape_and_period(tmp_path):
     assert {(r["shape"], r["period"]) for r in rows} == {(s, p) for s in WAVE_SHAPES for p in sweep.PERIODS}
     assert all(r["rel_mae"] == pytest.approx(1.0) for r in rows)      # seasonal naive is the unit
 
-    torch.manual_seed(0)
-    path = tmp_path / "tiny.pt"
-    save_checkpoint(path, build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, dropout=0.0)).eval(),
-                    name="tiny")
-    rows = sweep.score(sweep.nanotst(str(path), n_samples=10))
+    rows = sweep.score(sweep.nanotst(tiny_checkpoint(tmp_path), n_samples=10))
     assert len(rows) == len(series)
     assert all(np.isfinite(r["rel_mae"]) and 0 <= r["coverage"] <= 1 for r in rows)
 
 
 def test_the_random_walk_suite_scores_against_the_naive_forecast(tmp_path):
     from benchmarks import random_walks as walks
-    from nanotst.checkpoints import save_checkpoint
 
     series = list(walks.walk_series())
     assert [kind for kind, _ in series] == [k for k in walks.KINDS for _ in range(40)]
@@ -94,11 +98,7 @@ def test_the_random_walk_suite_scores_against_the_naive_forecast(tmp_path):
         return point, point - 1, point + 1
     assert "worse than 1.1x: 100%" in walks.summary(walks.score(far_off))
 
-    torch.manual_seed(0)
-    path = tmp_path / "tiny.pt"
-    save_checkpoint(path, build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, dropout=0.0)).eval(),
-                    name="tiny")
-    rows = walks.score(walks.nanotst(str(path), n_samples=10))
+    rows = walks.score(walks.nanotst(tiny_checkpoint(tmp_path), n_samples=10))
     assert len(rows) == len(series)
     assert all(np.isfinite(r["rel_mae"]) and 0 <= r["coverage"] <= 1 for r in rows)
 
