@@ -21,11 +21,11 @@ FAMILIES = (
     # repetition at every scale (issue 12): shapes with periods of 2-256 values, and what real
     # seasonal data adds on top of them
     "periodic", "multi_seasonal", "modulated_seasonal", "multiplicative_seasonal", "arma",
-    "shifts_outliers", "kernel_synth", "mixup", "structural", "drift_walk",
+    "shifts_outliers", "kernel_synth", "mixup", "structural", "drift_walk", "growth",
 )
 # families added after the "all" mix was fixed: it leaves them out, and so does mixup's pool, so
 # the recipes that name "all" draw the same series as before
-ADDED_LATER = ("structural", "drift_walk")
+ADDED_LATER = ("structural", "drift_walk", "growth")
 
 REPETITION_FAMILIES = ("periodic", "multi_seasonal", "modulated_seasonal",
                        "multiplicative_seasonal", "arma", "shifts_outliers", "kernel_synth", "mixup")
@@ -470,6 +470,30 @@ def _drift_walk(length, rng, offset):
                                     noise_std=step)
 
 
+def _growth(length, rng, offset):
+    """Exponential growth (or decay) at a pace that shows within the last 48 values or more, as in
+    a short real series (a company's quarterly sales, a country's arrivals): the level grows by
+    1.3x to 4x over that stretch, at most e^8 over the whole series, wanders a little, and most of
+    the time carries a season that grows with it. A crop of the last values (a short input) still
+    sees the growth, which a crop of a series growing over all 544 values does not."""
+    n = np.arange(length)
+    stretch = rng.uniform(48, length)
+    rate = np.log(rng.uniform(1.3, 4.0)) / stretch * (1.0 if rng.random() < 0.8 else -1.0)
+    log_level = np.clip(rate * (n - length + 1), -8.0, 8.0)          # 0 at the end
+    log_level = log_level + np.cumsum(rng.normal(0, rng.uniform(0, 0.02), length))
+    season = np.zeros(length)
+    period = 0.0
+    if rng.random() < 0.7:
+        period = float(rng.choice(COMMON_PERIODS))
+        season = _shape(rng, n / period + rng.uniform(), "sine" if rng.random() < 0.5 else None)
+        season = rng.uniform(0.05, 0.4) * season / max(np.abs(season).max(), 1e-9)
+    noise = rng.uniform(0, 0.05)
+    base = abs(offset) + 1.0
+    values = base * np.exp(log_level) * (1 + season) * (1 + noise * rng.normal(0, 1, length))
+    return values, Factors("growth", freq=length / period if period else 0.0, offset=base,
+                           trend=float(base * (1 - np.exp(log_level[0]))), noise_std=base * noise)
+
+
 # KernelSynth (Ansari et al., 2024): a Gaussian process whose kernel is a random composition of
 # kernels from a bank. Distances are in values, so periods read as in the rest of this module.
 KERNEL_PERIODS = (2, 3, 4, 5, 6, 7, 12, 14, 24, 30, 32, 48, 52, 64, 96, 128, 168, 256)
@@ -544,7 +568,7 @@ _REPETITION = {"periodic": _periodic, "multi_seasonal": _multi_seasonal,
                "modulated_seasonal": _modulated_seasonal,
                "multiplicative_seasonal": _multiplicative_seasonal, "arma": _arma,
                "shifts_outliers": _shifts_outliers, "kernel_synth": _kernel_synth, "mixup": _mixup,
-               "structural": _structural, "drift_walk": _drift_walk}
+               "structural": _structural, "drift_walk": _drift_walk, "growth": _growth}
 
 
 def resolve_mix(mix: dict | str | None) -> dict[str, float]:

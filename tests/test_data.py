@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nanotst.data import (FAMILIES, MIXES, SignalError, SignalSpec, design_signal, generate,
+from nanotst.data import (ADDED_LATER, FAMILIES, MIXES, SignalError, SignalSpec, design_signal, generate,
                           grammar_cases, make_dataset, probe_cases, resolve_mix)
 
 
@@ -33,7 +33,7 @@ def test_mixture_weights_shape_the_dataset():
     fams = data.families()
     assert set(fams) == {"flat", "sine_low"}
     assert 0.65 < np.mean(fams == "flat") < 0.85
-    assert set(make_dataset(400, mix="all").families()) == set(FAMILIES) - {"structural", "drift_walk"}
+    assert set(make_dataset(400, mix="all").families()) == set(FAMILIES) - set(ADDED_LATER)
     assert set(make_dataset(50, mix="original").families()) == {"sine_trend"}
     assert not {"sine_low", "sine_high", "sine_trend", "noisy_sine", "multi_sine"} & set(MIXES["no_periodic"])
 
@@ -208,6 +208,20 @@ def test_a_drift_walk_drifts_the_way_its_factors_say():
     assert (trends > 0).mean() > 0.3 and (trends < 0).mean() > 0.3          # either way
     assert np.corrcoef(rises, trends)[0, 1] > 0.5       # the walk goes where the drift points
     assert np.mean(np.sign(rises) == np.sign(trends)) > 0.8
+
+
+def test_growth_shows_within_a_short_input():
+    # the point of the family: the last 96 values alone (a short input) already grow or decay
+    rng = np.random.default_rng(8)
+    ratios = []
+    for _ in range(200):
+        values, f = generate("growth", 544, rng)
+        assert f.family == "growth" and np.isfinite(values).all() and (values > 0).all()
+        tail = values[-96:]
+        ratios.append(tail[-24:].mean() / tail[:24].mean())
+    ratios = np.array(ratios)
+    assert np.median(np.abs(np.log(ratios))) > 0.2          # typically 1.2x or more within 96 values
+    assert (ratios > 1).mean() > 0.6 and (ratios < 1).mean() > 0.05        # mostly growth, some decay
 
 
 def test_a_family_added_later_leaves_the_default_mix_as_it_was(monkeypatch):
