@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.shape_sweep import gmean, nanotst, parse_args  # noqa: E402
+from benchmarks.shape_sweep import gmean, nanotst, parse_args, peer  # noqa: E402
 
 KINDS = ("walk", "drift", "noisy walk")
 CONTEXT, HORIZON = 512, 8
@@ -50,23 +50,11 @@ def walk_series(seed: int = 11, draws: int = 40):
             yield kind, values
 
 
-def peer(name: str):
-    """statsforecast's `name` with season 1, as a forecaster (context, horizon, period)."""
-    import warnings
-    from benchmarks.forecast_quality import _peer_model
-
-    def run(context, horizon, period):
-        warnings.filterwarnings("ignore")
-        out = _peer_model(name, 1).forecast(y=context, h=horizon, level=[80])
-        return out["mean"], out["lo-80"], out["hi-80"]
-    return run
-
-
 def score(forecaster) -> list[dict]:
     rows = []
     for kind, values in walk_series():
         context, truth = values[:-HORIZON], values[-HORIZON:]
-        median, lo, hi = forecaster(context, HORIZON, 1)
+        median, lo, hi = forecaster(context, HORIZON, 1)        # no season: the peers' season is 1
         naive = np.mean(np.abs(context[-1] - truth))
         rows.append({"kind": kind, "rel_mae": float(np.mean(np.abs(median - truth)) / naive),
                      "coverage": float(np.mean((truth >= lo) & (truth <= hi)))})
